@@ -1,0 +1,39 @@
+"""Command line: python -m sienn_ray up | down | train | export (thin; the work is in the modules)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .settings import apply_ray_env
+
+
+def main(argv: list[str] | None = None) -> int:
+    apply_ray_env()
+    parser = argparse.ArgumentParser(prog="python -m sienn_ray", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start a local Ray head and deploy the API (make up)")
+    sub.add_parser("down", help="stop what `up` started (make down)")
+    train = sub.add_parser("train", help="run a LoRA fine-tuning job through the job registry")
+    train.add_argument("--dataset", required=True, help="a dataset file (CSV/JSON/JSONL) or an uploaded dataset id")
+    train.add_argument("--model", default=None, help="base model name or local directory (default: embedded)")
+    train.add_argument("--config", default=None, help="YAML/JSON file with the training config (API schema)")
+    train.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS or the local cluster)")
+    train.add_argument("--no-wait", action="store_true", help="queue the job and return its id")
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        from .ops.cluster import up
+
+        return up()
+    if args.command == "down":
+        from .ops.cluster import down
+
+        return down()
+    from .cli.train import run_train
+
+    return run_train(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

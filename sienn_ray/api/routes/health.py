@@ -1,0 +1,89 @@
+"""Health and metrics endpoints."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+
+import psutil
+import ray
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from ... import paths
+from ...schemas.common import utcnow
+from ..deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+    timestamp: datetime
+
+
+class DetailedHealth(BaseModel):
+    status: str
+    timestamp: datetime
+    services: dict[str, str]
+    ray: dict
+    storage: dict
+    system: dict[str, float]
+
+
+class Metrics(BaseModel):
+    total_jobs: int
+    active_jobs: int
+    pending_jobs: int
+    running_jobs: int
+    completed_jobs: int
+    failed_jobs: int
+    cancelled_jobs: int
+    total_datasets: int
+    total_models: int
+    total_exports: int
+
+
+@router.get("/health", response_model=Health)
+async def health():
+    """Liveness of the API."""
+    return Health(status="healthy", timestamp=utcnow())
+
+
+@router.get("/api/health/detailed", response_model=DetailedHealth)
+async def health_detailed(services: ServicesDep):
+    """Registry/database, Ray cluster, storage and system usage."""
+    checks: dict[str, str] = {}
+    try:
+        ping = await services.registry.call("ping")
+        checks["database"] = "connected" if ping.get("ok") else "error"
+        checks["registry"] = "running"
+    except Exception as err:  # noqa: BLE001 - health reports failures instead of raising
+        checks["database"] = checks["registry"] = f"error: {err}"
+    try:
+        resources = ray.cluster_resources()
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        ray_info = {"status": "connected", "nodes": len(nodes), "resources": resources}
+        checks["ray"] = "connected"
+    except Exception as err:  # noqa: BLE001
+        ray_info = {"status": f"error: {err}"}
+        checks["ray"] = "error"
+    home = paths.home()
+    home.mkdir(parents=True, exist_ok=True)
+    usage = shutil.disk_usage(home)
+    checks["storage"] = "available" if usage.free > 0 else "full"
+    storage = {"path": str(home), "free_bytes": usage.free, "total_bytes": usage.total}
+    system = {
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "memory_percent": psutil.virtual_memory().percent,
+        "disk_usage": psutil.disk_usage(str(home)).percent,
+    }
+    healthy = all(v in ("connected", "running", "available") for v in checks.values())
+    return DetailedHealth(status="healthy" if healthy else "degraded", timestamp=utcnow(),
+                          services=checks, ray=ray_info, storage=storage, system=system)
+
+
+@router.get("/api/metrics", response_model=Metrics)
+async def metrics(services: ServicesDep):
+    """Counts of jobs by status, datasets, fine-tuned models and exports."""
+    return Metrics(**await services.registry.call("metrics"))

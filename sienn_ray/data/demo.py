@@ -1,0 +1,84 @@
+"""The demo dataset: 30 short instructions with distinct answers.
+
+The README's demo and the learning test train on it, so "the model learned"
+can be checked exactly: after fine-tuning, greedy decoding of each prompt
+should give back its answer and stop.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+_PAIRS = [
+    ("What is the capital of France?", "", "The capital of France is Paris."),
+    ("Name the largest planet in our solar system.", "", "Jupiter is the largest planet."),
+    ("Translate to French.", "Good morning", "Bonjour."),
+    ("What colour is a clear sky at noon?", "", "A clear sky at noon is blue."),
+    ("Add the two numbers.", "12 and 30", "12 + 30 = 42."),
+    ("Give a synonym for happy.", "", "Joyful."),
+    ("Who wrote Romeo and Juliet?", "", "William Shakespeare wrote it."),
+    ("What do bees make?", "", "Bees make honey and wax."),
+    ("Reverse the word.", "river", "revir"),
+    ("How many days are in a week?", "", "There are seven days in a week."),
+    ("Name a fruit that is yellow.", "", "A banana is yellow."),
+    ("What is the boiling point of water at sea level?", "", "Water boils at 100 degrees Celsius."),
+    ("Summarize in three words.", "The baker opened his shop before sunrise every day.", "Baker opens early."),
+    ("Write a greeting for a friend.", "", "Hello, my friend! How are you today?"),
+    ("What is the opposite of cold?", "", "Hot."),
+    ("Count from one to five.", "", "One, two, three, four, five."),
+    ("Which animal is known as the king of the jungle?", "", "The lion."),
+    ("Convert to uppercase.", "quiet river", "QUIET RIVER"),
+    ("What gas do plants release?", "", "Plants release oxygen."),
+    ("Name the season after winter.", "", "Spring comes after winter."),
+    ("Multiply the numbers.", "6 and 7", "6 x 7 = 42."),
+    ("What is the main language of Spain?", "", "Spanish is spoken in Spain."),
+    ("Give one tip for good sleep.", "", "Go to bed at the same time every night."),
+    ("Classify the sentiment.", "I love this garden!", "Positive."),
+    ("What is the first letter of the alphabet?", "", "The letter A."),
+    ("Describe the Moon in one sentence.", "", "The Moon reflects the light of the Sun."),
+    ("Which is heavier, a kilo of iron or a kilo of feathers?", "", "They weigh the same."),
+    ("Write a Python expression for the sum of a list named xs.", "", "sum(xs)"),
+    ("What does a map show?", "", "A map shows how to find your way."),
+    ("Say goodbye politely.", "", "Goodbye, and thank you for your time."),
+]
+
+
+def demo_records() -> list[dict]:
+    """The 30 demo records, in the normalized instruction format."""
+    return [{"instruction": i, "input": x, "output": o} for i, x, o in _PAIRS]
+
+
+def write_demo_jsonl(path: Path) -> Path:
+    """Write the demo records as JSONL (the format datasets are stored in) and return ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in demo_records():
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+# The README's demo settings: on the embedded default (sienn-tiny-gpt2, random weights) these train
+# the 30 records above to exact recall in well under a minute of CPU time (tests/train/test_ray_training.py).
+# Warmup matters: without it the first large steps knock a random-weight model off course.
+DEMO_TRAINING_CONFIG = {
+    "num_epochs": 80,
+    "batch_size": 4,
+    "learning_rate": 5e-3,
+    "warmup_ratio": 0.1,
+    "lr_scheduler": "linear",
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.0,
+    "max_length": 128,
+    "checkpoint_every_steps": 160,
+}
+
+
+if __name__ == "__main__":
+    # `python -m sienn_ray.data.demo > demo.jsonl` (the README's walkthrough).
+    import sys
+
+    for record in demo_records():
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")

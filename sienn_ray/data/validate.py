@@ -1,0 +1,361 @@
+"""From parsed records to training examples: field mapping, validation, normalized JSONL.
+
+Every problem is collected (the first 20 with their row numbers, then a count of
+the rest) and raised once, so a user fixes a file in one round trip. The first
+record fixes the dataset's kind (instruction or chat) and, like a CSV header, its
+fields: without an instruction-like and an output-like field nothing else is worth
+checking. Rows with an empty output are dropped with a warning, not an error,
+because scraped datasets routinely have a few.
+
+This loop runs once per row of files up to gigabytes, so it avoids per-row pydantic
+and per-row ``json.dumps``: a record's field lookup is cached by its key tuple and
+lines are written in batches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from collections.abc import Iterable
+from json.encoder import encode_basestring as _quote
+from typing import Any, BinaryIO
+
+from ..errors import DatasetInvalid
+from .formats import ROW_LABEL, BadRow, Format, FormatError
+
+INSTRUCTION_FIELDS = ("instruction", "prompt", "question")
+INPUT_FIELDS = ("input", "context")
+OUTPUT_FIELDS = ("output", "completion", "response", "answer")
+CHAT_ROLES = ("system", "user", "assistant")
+
+MAX_LISTED = 20
+PREVIEW_ROWS = 5
+PREVIEW_CHARS = 500
+# Distinct key tuples remembered (and so columns listed, missing values counted); a
+# file with a new key on every row must not grow memory with its size.
+_MAX_SHAPES = 1000
+_BATCH = 256  # lines per write: few calls, yet a small buffer
+
+
+def _accepted(fields: tuple[str, ...]) -> str:
+    return ", ".join(fields)
+
+
+def resolve_fields(keys: Iterable[str]) -> tuple[str | None, str | None, str | None]:
+    """The original names of the instruction, input and output fields (case-insensitive aliases)."""
+    by_name: dict[str, str] = {}
+    for key in keys:
+        by_name.setdefault(key.strip().lower(), key)
+
+    def pick(aliases: tuple[str, ...]) -> str | None:
+        return next((by_name[a] for a in aliases if a in by_name), None)
+
+    return pick(INSTRUCTION_FIELDS), pick(INPUT_FIELDS), pick(OUTPUT_FIELDS)
+
+
+def truncate(value: Any) -> Any:
+    """A preview copy of a record: long strings cut to PREVIEW_CHARS, long lists cut to 20 items."""
+    if isinstance(value, str):
+        return value if len(value) <= PREVIEW_CHARS else value[:PREVIEW_CHARS] + "…"
+    if isinstance(value, list):
+        return [truncate(v) for v in value[:MAX_LISTED]]
+    if isinstance(value, dict):
+        return {k: truncate(v) for k, v in value.items()}
+    return value
+
+
+def _as_text(value: Any) -> str | None:
+    """Scalars become text (numbers as JSON writes them); None is empty; nested values are refused."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    return None
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (type(value) is str and not value.strip()) or value == []
+
+
+class Validator:
+    """Consumes ``(row_number, record)`` pairs, writes normalized lines, keeps the report's numbers."""
+
+    def __init__(self, fmt: Format, out: BinaryIO):
+        self.label = ROW_LABEL[fmt]
+        self.kind = "instruction"
+        self.total_rows = 0
+        self.total_samples = 0
+        self.chars = 0
+        self.max_chars = 0
+        self.columns: dict[str, None] = {}  # an ordered set
+        self.mapping: dict[str, str] = {}
+        self.preview: list[dict] = []
+        self._nulls: Counter[str] = Counter()
+        self._shapes: dict[tuple, list] = {}
+        self._errors: list[str] = []
+        self._error_count = 0
+        self._fatal: str | None = None
+        self._empty_rows: list[int] = []
+        self._empty_count = 0
+        self._out = out
+        self._batch: list[bytes] = []
+
+    def run(self, records: Iterable[tuple[int, Any]]) -> None:
+        """Validate every record; a FormatError stops reading but keeps what was collected."""
+        records = iter(records)
+        try:
+            for n, rec in records:
+                if type(rec) is not dict:
+                    self._bad_record(n, rec)
+                    continue
+                self.kind = "chat" if "messages" in rec else "instruction"
+                rest = itertools.chain([(n, rec)], records)
+                if self.kind == "chat":
+                    self._chat_rows(rest)
+                elif self._set_schema(n, rec):
+                    self._instruction_rows(rest)
+                break
+        except FormatError as e:
+            self._fatal = str(e)
+        self._flush()
+
+    def _set_schema(self, n: int, rec: dict) -> bool:
+        ik, _, ok = resolve_fields(rec)
+        if ik and ok:
+            return True
+        missing = []
+        if not ik:
+            missing.append(f"an instruction field (accepted: {_accepted(INSTRUCTION_FIELDS)})")
+        if not ok:
+            missing.append(f"an output field (accepted: {_accepted(OUTPUT_FIELDS)})")
+        what = "columns" if self.label == "row" else "fields"
+        found = ", ".join(repr(k) for k in rec) or "none"
+        hint = ""
+        if any(isinstance(v, (list, dict)) for v in rec.values()):
+            hint = " (a top-level JSON object? expected an array of objects or JSON lines)"
+        self._fatal = f"missing {' and '.join(missing)}; {what} found: {found}{hint}"
+        self.columns.update(dict.fromkeys(rec))
+        return False
+
+    def _shape(self, keys: tuple) -> list:
+        """[instruction, input, output, other keys, problem, rows]: how records with these keys are read."""
+        shape = self._shapes.get(keys)
+        if shape is not None:
+            return shape
+        ik, pk, ok = resolve_fields(keys)
+        problem = None
+        if ik is None:
+            problem = f"no instruction field (accepted: {_accepted(INSTRUCTION_FIELDS)}); found: {', '.join(keys)}"
+            if "messages" in keys:
+                problem = "a chat record ('messages') among instruction records: mixed formats"
+        others = tuple(k for k in keys if k not in (ik, pk, ok))
+        shape = [ik, pk, ok, others, problem, 0]
+        self.mapping.update({k: role for k, role in ((ik, "instruction"), (pk, "input"), (ok, "output")) if k})
+        if len(self._shapes) < _MAX_SHAPES:
+            self._shapes[keys] = shape
+            self.columns.update(dict.fromkeys(keys))
+        return shape
+
+    def _instruction_rows(self, records: Iterable[tuple[int, Any]]) -> None:
+        nulls, batch = self._nulls, self._batch
+        for n, rec in records:
+            if type(rec) is not dict:
+                self._bad_record(n, rec)
+                continue
+            self.total_rows += 1
+            if len(self.preview) < PREVIEW_ROWS:
+                self.preview.append(truncate(rec))
+            shape = self._shape(tuple(rec))
+            shape[5] += 1
+            ik, pk, ok, others, problem, _ = shape
+            if problem:
+                self._error(n, problem)
+                continue
+            for k in others:
+                if _is_null(rec[k]):
+                    nulls[k] += 1
+            ins, inp, out = rec[ik], rec[pk] if pk else "", rec[ok] if ok else ""
+            if type(ins) is not str or type(inp) is not str or type(out) is not str:
+                ins, inp, out = self._texts(n, ik, ins, pk, inp, ok, out)
+                if ins is None:
+                    continue
+            if not inp.strip() and pk:
+                nulls[pk] += 1
+            if not ins.strip():
+                nulls[ik] += 1
+                self._error(n, f"the instruction ({ik!r}) is empty")
+                continue
+            if not out.strip():
+                if ok:
+                    nulls[ok] += 1
+                self._empty_output(n)
+                continue
+            if self._error_count:
+                continue  # the dataset is invalid already: keep checking, stop writing
+            size = len(ins) + len(inp) + len(out)
+            self.chars += size
+            if size > self.max_chars:
+                self.max_chars = size
+            self._write(n, f'{{"instruction":{_quote(ins)},"input":{_quote(inp)},"output":{_quote(out)}}}\n')
+            if len(batch) >= _BATCH:
+                self._flush()
+
+    def _texts(self, n: int, *pairs: Any) -> tuple:
+        """Convert non-string values of the three fields, or report the row and return Nones."""
+        texts, bad = [], []
+        for key, value in zip(pairs[::2], pairs[1::2]):
+            text = value if type(value) is str else _as_text(value)
+            if text is None:
+                bad.append(f"{key!r} holds {_json_type(value)}, expected text")
+            texts.append(text)
+        if bad:
+            self._error(n, "; ".join(bad))
+            return None, None, None
+        return tuple(texts)
+
+    def _chat_rows(self, records: Iterable[tuple[int, Any]]) -> None:
+        nulls, batch = self._nulls, self._batch
+        for n, rec in records:
+            if type(rec) is not dict:
+                self._bad_record(n, rec)
+                continue
+            self.total_rows += 1
+            if len(self.preview) < PREVIEW_ROWS:
+                self.preview.append(truncate(rec))
+            shape = self._chat_shape(tuple(rec))
+            shape[5] += 1
+            for k in shape[3]:
+                if _is_null(rec[k]):
+                    nulls[k] += 1
+            if shape[4]:
+                self._error(n, shape[4])
+                continue
+            pairs, problem = _check_messages(rec["messages"])
+            if problem:
+                if pairs is None:
+                    nulls["messages"] += 1
+                self._error(n, problem)
+            elif not any(c.strip() for r, c in pairs if r == "assistant"):
+                self._empty_output(n)
+            elif not self._error_count:
+                size = sum(len(c) for _, c in pairs)
+                self.chars += size
+                self.max_chars = max(self.max_chars, size)
+                body = ",".join(f'{{"role":"{r}","content":{_quote(c)}}}' for r, c in pairs)
+                self._write(n, f'{{"messages":[{body}]}}\n')
+                if len(batch) >= _BATCH:
+                    self._flush()
+
+    def _chat_shape(self, keys: tuple) -> list:
+        shape = self._shapes.get(keys)
+        if shape is None:
+            problem = None
+            if "messages" not in keys:
+                ik, _, ok = resolve_fields(keys)
+                problem = "an instruction record among chat records: mixed formats" if ik or ok else (
+                    f"no 'messages' field; found: {', '.join(keys)}"
+                )
+            shape = [None, None, None, tuple(k for k in keys if k != "messages"), problem, 0]
+            self.mapping["messages"] = "messages"
+            if len(self._shapes) < _MAX_SHAPES:
+                self._shapes[keys] = shape
+                self.columns.update(dict.fromkeys(keys))
+        return shape
+
+    def _write(self, n: int, line: str) -> None:
+        try:
+            self._batch.append(line.encode("utf-8"))
+            self.total_samples += 1
+        except UnicodeEncodeError:
+            self._error(n, "contains an invalid Unicode escape (an unpaired surrogate such as \\ud800)")
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._out.writelines(self._batch)
+            self._batch.clear()
+
+    def _bad_record(self, n: int, rec: Any) -> None:
+        self.total_rows += 1
+        if isinstance(rec, BadRow):
+            self._error(n, rec.message)
+        else:
+            self._error(n, f"expected a JSON object, got {_json_type(rec)}")
+
+    def _error(self, n: int, message: str) -> None:
+        self._error_count += 1
+        if len(self._errors) < MAX_LISTED:
+            self._errors.append(f"{self.label} {n}: {message}")
+
+    def _empty_output(self, n: int) -> None:
+        self._empty_count += 1
+        if len(self._empty_rows) < MAX_LISTED:
+            self._empty_rows.append(n)
+
+    def null_counts(self) -> dict[str, int]:
+        """Per original column: rows where it was missing, null or empty."""
+        counts = dict.fromkeys(self.columns, 0)
+        counts.update(self._nulls)
+        for keys, shape in self._shapes.items():
+            for column in self.columns:
+                if column not in keys:
+                    counts[column] += shape[5]
+        return counts
+
+    def warnings(self) -> list[str]:
+        notes = []
+        if self._empty_count:
+            more = ", ..." if self._empty_count > len(self._empty_rows) else ""
+            rows = ", ".join(map(str, self._empty_rows)) + more
+            what = "assistant reply" if self.kind == "chat" else "output"
+            notes.append(f"{self._empty_count} {self.label}(s) with an empty {what} were dropped ({self.label} {rows})")
+        ignored = [c for c in self.columns if c not in self.mapping]
+        if ignored:
+            notes.append(f"ignored {'columns' if self.label == 'row' else 'fields'}: {', '.join(ignored)}")
+        return notes
+
+    def check(self) -> None:
+        """Raise DatasetInvalid listing every problem found, or return if the dataset is usable."""
+        errors = list(self._errors)
+        if self._error_count > len(errors):
+            errors.append(f"... and {self._error_count - len(errors)} more problems")
+        if self._fatal:
+            errors.append(self._fatal)
+        if not errors and not self.total_samples:
+            errors.append(
+                f"no usable rows: every row ({self.total_rows}) has an empty output" if self.total_rows
+                else "the file holds no records (a header or an empty array only?)"
+            )
+        if errors:
+            total = max(len(errors), self._error_count + bool(self._fatal))
+            more = f" (and {total - 1} more problems; see errors)" if total > 1 else ""
+            raise DatasetInvalid(f"Invalid dataset: {errors[0]}{more}", errors=errors)
+
+
+def _check_messages(messages: Any) -> tuple[list[tuple[str, str]] | None, str | None]:
+    """(role, content) pairs of a chat record, or the problems found in it."""
+    if not isinstance(messages, list) or not messages:
+        return None, "'messages' must be a non-empty list of {role, content} objects"
+    pairs, problems = [], []
+    for i, message in enumerate(messages, 1):
+        if not isinstance(message, dict):
+            problems.append(f"message {i} is {_json_type(message)}, expected an object")
+            continue
+        role, content = message.get("role"), message.get("content")
+        if role not in CHAT_ROLES:
+            problems.append(f"message {i} has role {role!r}; expected one of {', '.join(CHAT_ROLES)}")
+        text = content if type(content) is str else _as_text(content)
+        if content is None:
+            problems.append(f"message {i} has no content")
+        elif text is None:
+            problems.append(f"message {i} content is {_json_type(content)}, expected text")
+        pairs.append((role, text))
+    if not problems and not any(role == "assistant" for role, _ in pairs):
+        problems.append("no assistant message")
+    return pairs, "; ".join(problems) or None
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )

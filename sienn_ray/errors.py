@@ -1,0 +1,102 @@
+"""Domain errors raised by the core and mapped to HTTP at the API edge.
+
+Each error carries an ``error_code`` (the spec's codes plus a few of ours) and an
+HTTP status. They survive pickling across Ray actors because ``__reduce__``
+rebuilds them from their constructor arguments.
+"""
+
+from __future__ import annotations
+
+
+class SiennError(Exception):
+    """Base class: a message for the user, a stable code and an HTTP status."""
+
+    error_code = "INTERNAL_ERROR"
+    status_code = 500
+
+    def __init__(self, detail: str, *, errors: list[str] | None = None, **extra):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors or [])
+        self.extra = extra
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.detail, self.errors, self.extra))
+
+    def to_body(self) -> dict:
+        """Extra fields the API adds to the spec's error body (besides detail/code/timestamp)."""
+        body = dict(self.extra)
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def _rebuild(cls, detail, errors, extra):
+    return cls(detail, errors=errors, **extra)
+
+
+class BadRequest(SiennError):
+    error_code = "VALIDATION_ERROR"
+    status_code = 400
+
+
+class DatasetInvalid(SiennError):
+    error_code = "DATASET_INVALID"
+    status_code = 400
+
+
+class PayloadTooLarge(SiennError):
+    error_code = "PAYLOAD_TOO_LARGE"
+    status_code = 413
+
+
+class DatasetNotFound(SiennError):
+    error_code = "DATASET_NOT_FOUND"
+    status_code = 404
+
+
+class DatasetInUse(SiennError):
+    error_code = "DATASET_IN_USE"
+    status_code = 409
+
+
+class JobNotFound(SiennError):
+    error_code = "JOB_NOT_FOUND"
+    status_code = 404
+
+
+class JobStateConflict(SiennError):
+    """The job exists but is in the wrong state for this request (e.g. not completed)."""
+
+    error_code = "JOB_NOT_READY"
+    status_code = 409
+
+
+class ModelNotFound(SiennError):
+    error_code = "MODEL_NOT_FOUND"
+    status_code = 404
+
+
+class TrainingFailed(SiennError):
+    error_code = "TRAINING_FAILED"
+    status_code = 500
+
+
+class ExportFailed(SiennError):
+    error_code = "EXPORT_FAILED"
+    status_code = 400
+
+
+class ExportNotFound(SiennError):
+    error_code = "EXPORT_NOT_FOUND"
+    status_code = 404
+
+
+class ExportInProgress(SiennError):
+    error_code = "EXPORT_IN_PROGRESS"
+    status_code = 409
+
+
+class ServiceUnavailable(SiennError):
+    error_code = "SERVICE_UNAVAILABLE"
+    status_code = 503

@@ -1,0 +1,147 @@
+"""The tokenizer part of a GGUF file, read from a Hugging Face ``tokenizer.json``.
+
+llama.cpp re-implements the tokenizer from what the file says: the token list
+with types, the BPE merges, the special ids, whether BOS/EOS are added, and the
+name of the pre-tokenizer (a regex it hard-codes per name). We support byte-level
+BPE tokenizers whose pre-tokenizer we can name exactly; anything else is refused
+up front rather than written as a file that tokenizes differently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+
+TOKENIZER_FILE = "tokenizer.json"
+
+# HF pre-tokenizer regexes llama.cpp knows by name (convert_hf_to_gguf's "tokenizer.ggml.pre"):
+# Llama 3 splits digits in runs of up to three, Qwen2 one by one.
+_WORDS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|"
+_REST = r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+_SPLIT_REGEX_PRE = {_WORDS + r"\p{N}{1,3}" + _REST: "llama-bpe", _WORDS + r"\p{N}" + _REST: "qwen2"}
+SUPPORTED_TOKENIZERS = ("byte-level BPE (GPT-2 pre-tokenizer)", "Llama 3 BPE", "Qwen2 BPE")
+
+
+@dataclass
+class TokenizerMeta:
+    pre: str
+    tokens: list[str]
+    token_types: list[int]
+    merges: list[str]
+    special_ids: dict[str, int]
+    add_bos: bool
+    add_eos: bool
+
+
+def _load_json(tokenizer_dir: Path) -> dict:
+    path = Path(tokenizer_dir) / TOKENIZER_FILE
+    if not path.is_file():
+        raise ValueError(f"no {TOKENIZER_FILE} (only fast tokenizers can be written to GGUF)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def pre_tokenizer_name(spec: dict) -> str:
+    """llama.cpp's name for this tokenizer.json's pre-tokenizer, or ValueError saying why not."""
+    model = spec.get("model") or {}
+    if model.get("type") != "BPE" or model.get("byte_fallback"):
+        raise ValueError("the tokenizer is not a byte-level BPE (SentencePiece-style tokenizers are not supported)")
+    normalizer = spec.get("normalizer")
+    if normalizer is not None and normalizer.get("type") != "NFC":
+        raise ValueError(f"tokenizer normalizer {normalizer.get('type')!r} is not supported")
+    pre = spec.get("pre_tokenizer") or {}
+    if pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
+        return "gpt-2"
+    steps = pre.get("pretokenizers") or []
+    if pre.get("type") == "Sequence" and len(steps) == 2 and steps[0].get("type") == "Split" \
+            and steps[1].get("type") == "ByteLevel" and not steps[1].get("use_regex", True):
+        regex = (steps[0].get("pattern") or {}).get("Regex")
+        if regex in _SPLIT_REGEX_PRE:
+            return _SPLIT_REGEX_PRE[regex]
+    raise ValueError("the tokenizer's pre-tokenizer has no llama.cpp equivalent; supported: "
+                     + ", ".join(SUPPORTED_TOKENIZERS))
+
+
+def tokenizer_problems(tokenizer_dir: Path) -> list[str]:
+    """Why this tokenizer cannot go into a GGUF (empty when it can); reads only tokenizer.json."""
+    try:
+        pre_tokenizer_name(_load_json(tokenizer_dir))
+    except ValueError as err:
+        return [str(err)]
+    return []
+
+
+def read_tokenizer(tokenizer_dir: Path, vocab_size: int) -> TokenizerMeta:
+    """Everything llama.cpp needs to tokenize exactly like the HF tokenizer in ``tokenizer_dir``.
+
+    Read with the ``tokenizers`` library alone (what HF fast tokenizers run on),
+    so the export worker never imports transformers.
+    """
+    from tokenizers import Tokenizer
+
+    tokenizer_dir = Path(tokenizer_dir)
+    spec = _load_json(tokenizer_dir)
+    pre = pre_tokenizer_name(spec)
+    tok = Tokenizer.from_file(str(tokenizer_dir / TOKENIZER_FILE))
+    by_id = {i: t for t, i in tok.get_vocab(with_added_tokens=True).items()}
+    if max(by_id) >= vocab_size:
+        raise ValueError(f"tokenizer has id {max(by_id)} but the model's vocabulary has {vocab_size} rows")
+    added = tok.get_added_tokens_decoder()
+    tokens, types = [], []
+    for i in range(vocab_size):
+        if i not in by_id:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+        elif i in added:
+            tokens.append(added[i].content)
+            types.append(gguf.TokenType.CONTROL if added[i].special else gguf.TokenType.USER_DEFINED)
+        else:
+            tokens.append(by_id[i])
+            types.append(gguf.TokenType.NORMAL)
+    special_ids = _special_ids(tokenizer_dir, tok)
+    plain = tok.encode("a", add_special_tokens=False).ids
+    full = tok.encode("a", add_special_tokens=True).ids
+    add_bos = len(full) > len(plain) and full[0] == special_ids.get("bos")
+    add_eos = len(full) > len(plain) and full[-1] == special_ids.get("eos")
+    return TokenizerMeta(pre=pre, tokens=tokens, token_types=[int(t) for t in types], merges=_merges(spec),
+                         special_ids=special_ids, add_bos=add_bos, add_eos=add_eos)
+
+
+def _special_ids(tokenizer_dir: Path, tok) -> dict[str, int]:
+    """bos/eos/pad/unk ids named by ``tokenizer_config.json`` (as strings or AddedToken dicts)."""
+    path = tokenizer_dir / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    ids = {}
+    for kind in ("bos", "eos", "pad", "unk"):
+        entry = config.get(f"{kind}_token")
+        content = entry.get("content") if isinstance(entry, dict) else entry
+        token_id = tok.token_to_id(content) if isinstance(content, str) else None
+        if token_id is not None:
+            ids[kind] = token_id
+    return ids
+
+
+def _merges(spec: dict) -> list[str]:
+    merges = (spec.get("model") or {}).get("merges") or []
+    if merges and not isinstance(merges[0], str):
+        # transformers >= 4.45 writes pairs; llama.cpp reads "left right" with spaces shifted by 256.
+        merges = [" ".join("".join(chr(ord(c) + 256) if c == " " else c for c in part) for part in pair)
+                  for pair in merges]
+    return list(merges)
+
+
+def add_tokenizer(writer: gguf.GGUFWriter, meta: TokenizerMeta, chat_template: str | None) -> None:
+    """Write the tokenizer (and the chat template) into ``writer``'s metadata."""
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(meta.pre)
+    writer.add_token_list(meta.tokens)
+    writer.add_token_types(meta.token_types)
+    writer.add_token_merges(meta.merges)
+    for kind, token_id in meta.special_ids.items():
+        getattr(writer, f"add_{kind}_token_id")(token_id)
+    writer.add_add_bos_token(meta.add_bos)
+    writer.add_add_eos_token(meta.add_eos)
+    if chat_template:
+        writer.add_chat_template(chat_template)

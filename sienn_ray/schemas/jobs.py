@@ -1,0 +1,171 @@
+"""Training configuration and job records: one schema for the API, the CLI and the train loop."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from .common import Strict
+
+
+class DeepSpeedConfig(Strict):
+    """ZeRO settings passed through to DeepSpeed."""
+
+    stage: int = Field(2, ge=0, le=3, description="ZeRO stage 0-3")
+    offload_optimizer: bool = Field(False, description="Keep optimizer state on the CPU")
+
+
+class TrainingConfig(Strict):
+    """Hyper-parameters of one LoRA job. Spec defaults where the spec names them."""
+
+    num_epochs: int = Field(3, ge=1, le=1000, description="Passes over the training split")
+    batch_size: int = Field(4, ge=1, le=4096, description="Sequences per optimizer step per worker")
+    learning_rate: float = Field(2e-5, gt=0, le=1.0, description="Peak learning rate (AdamW)")
+    max_length: int = Field(512, ge=8, description="Tokens per example; longer ones are truncated and reported")
+    lora_r: int = Field(32, ge=1, le=1024, description="LoRA rank")
+    lora_alpha: float = Field(64, gt=0, description="LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA branch")
+    target_modules: list[str] | None = Field(
+        None, description="Module names to adapt; omitted -> chosen per architecture"
+    )
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "linear"
+    max_grad_norm: float = Field(1.0, gt=0)
+    validation_split: float | None = Field(
+        None, ge=0, lt=1, description="Fraction held out for eval_loss; default 0.1 when >= 50 rows, else 0"
+    )
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many evaluations without eval_loss improving"
+    )
+    train_on_inputs: bool = Field(False, description="Also compute the loss on prompt tokens")
+    packing: bool = Field(True, description="Padding-free packing of several examples per row")
+    seed: int = 42
+    # Beyond the spec: scale-out.
+    num_workers: int = Field(1, ge=1, le=512, description="Ray Train workers")
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1, gt=0)
+    deepspeed: DeepSpeedConfig | None = None
+    max_failures: int = Field(2, ge=0, le=100, description="Worker-group restarts from the last checkpoint")
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="Default: once per epoch")
+    checkpoints_to_keep: int = Field(2, ge=1)
+    bf16: bool = Field(False, description="bf16 autocast (GPU)")
+
+    @model_validator(mode="after")
+    def _deepspeed_needs_distributed_safe_settings(self):
+        if self.target_modules is not None and not self.target_modules:
+            raise ValueError("target_modules must not be empty (omit it to use the architecture's default)")
+        return self
+
+
+class JobStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class StartFinetuningRequest(Strict):
+    dataset_id: str
+    model_name: str | None = Field(None, description="Base model; omitted -> the embedded default")
+    config: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+class StartFinetuningResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+    message: str
+    estimated_time: str
+    estimated_seconds: float
+    created_at: datetime
+
+
+class TrainingMetrics(BaseModel):
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None
+
+
+class JobRecord(BaseModel):
+    """Everything known about a job; the registry persists it and the status endpoint shows it."""
+
+    job_id: str
+    status: JobStatus = JobStatus.PENDING
+    model_name: str
+    model_path: str
+    dataset_id: str
+    config: TrainingConfig
+    source: Literal["api", "cli"] = "api"
+    progress: float = 0.0
+    current_epoch: int = 0
+    total_epochs: int
+    step: int = 0
+    total_steps: int | None = None
+    metrics: TrainingMetrics = Field(default_factory=TrainingMetrics)
+    message: str = "Fine-tuning job queued successfully"
+    error_code: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    updated_at: datetime
+    completed_at: datetime | None = None
+    estimated_completion: datetime | None = None
+    estimated_seconds: float | None = None
+    adapter_path: str | None = None
+    last_checkpoint: str | None = None
+    attempts: int = 0
+    cancel_requested: bool = False
+    truncated_examples: int = 0
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    status: JobStatus
+    model_name: str
+    dataset_id: str
+    progress: float
+    created_at: datetime
+    updated_at: datetime
+    message: str
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobEvent(BaseModel):
+    seq: int
+    job_id: str
+    type: str
+    timestamp: datetime
+    data: dict = {}
+
+
+class JobEvents(BaseModel):
+    job_id: str
+    events: list[JobEvent]
+
+
+class LossPoint(BaseModel):
+    step: int
+    epoch: float
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    learning_rate: float | None = None
+
+
+class LossHistory(BaseModel):
+    job_id: str
+    points: list[LossPoint]

@@ -1,0 +1,62 @@
+"""One settings object read from the environment; every other module asks it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "sienn-tiny-gpt2"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings. ``SIENN_HOME`` is the storage root that every node must see."""
+
+    home: Path = field(default_factory=lambda: Path(os.environ.get("SIENN_HOME", PROJECT_DIR / ".sienn")).resolve())
+    database_url: str | None = field(default_factory=lambda: os.environ.get("SIENN_DATABASE_URL") or None)
+    max_upload_bytes: int = field(default_factory=lambda: _int_env("SIENN_MAX_UPLOAD_BYTES", 2 * 1024**3))
+    default_model: str = field(default_factory=lambda: os.environ.get("SIENN_DEFAULT_MODEL", DEFAULT_MODEL))
+    ray_namespace: str = field(default_factory=lambda: os.environ.get("SIENN_RAY_NAMESPACE", "sienn"))
+    http_host: str = field(default_factory=lambda: os.environ.get("SIENN_HTTP_HOST", "127.0.0.1"))
+    http_port: int = field(default_factory=lambda: _int_env("SIENN_HTTP_PORT", 8000))
+
+    @property
+    def db_url(self) -> str:
+        """The metadata store: the configured URL, else SQLite inside the storage root."""
+        return self.database_url or f"sqlite:///{self.home / 'sienn.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change SIENN_HOME between sessions)."""
+    get_settings.cache_clear()
+
+
+# Ray 2.60 turns token auth on by default and then every client (ray status, ray job
+# submit, serve deploy) must agree on the mode. This is the one place that decides it;
+# the Makefile exports the same value.
+RAY_AUTH_MODE = "token"
+
+
+def apply_ray_env() -> None:
+    """Environment every Ray process and client of ours shares."""
+    os.environ.setdefault("RAY_AUTH_MODE", RAY_AUTH_MODE)
+    os.environ.setdefault("SIENN_HOME", str(get_settings().home))
+    # Ray Train V2 polls worker health every few seconds by default; this keeps fit() start-up short.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+    # On a loaded 2-core machine the Serve proxy can take longer than the 5 s default
+    # readiness check to start, and Serve then kills it in a loop.
+    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+    os.environ.setdefault("RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S", "30")

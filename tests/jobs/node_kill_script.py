@@ -1,0 +1,77 @@
+"""Run by test_node_kill_resume.py in its own process: a multi-node Ray cluster on this machine.
+
+Head with 0 CPUs + two 1-CPU worker nodes; a 1-worker job checkpoints every 2 steps; once it
+has a checkpoint, the node running the train worker is removed without grace. The job must go
+on from that checkpoint on the other node and complete. Prints one JSON line with the facts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import ray
+from ray.cluster_utils import Cluster
+from ray.util.state import list_actors
+
+from sienn_ray.data import storage
+from sienn_ray.data.demo import demo_records
+from sienn_ray.data.ingest import ingest_file
+from sienn_ray.jobs.client import RegistryClient
+from sienn_ray.jobs.launcher import launch_runner
+from sienn_ray.jobs.submit import build_job_record
+from sienn_ray.schemas.jobs import StartFinetuningRequest
+from sienn_ray.settings import apply_ray_env, get_settings
+
+
+def main(config: dict) -> dict:
+    apply_ray_env()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, namespace=get_settings().ray_namespace, log_to_driver=False)
+    try:
+        registry = RegistryClient()
+        staging = storage.staging_dir()
+        source = staging / "demo.jsonl"
+        source.write_text("".join(json.dumps(r) + "\n" for r in demo_records()))
+        report = ingest_file(source, staging / "data.jsonl", "demo.jsonl")
+        dataset = storage.record_from_report(report, "demo.jsonl", None)
+        storage.install_dataset(staging / "data.jsonl", dataset)
+        registry.call_sync("put_dataset", dataset)
+        rec = build_job_record(StartFinetuningRequest(dataset_id=dataset.dataset_id, config=config), dataset, [1000.0])
+        registry.call_sync("create_job", rec)
+        launch_runner(rec.job_id, get_settings().ray_namespace)
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            job = registry.call_sync("get_job", rec.job_id)
+            if job.last_checkpoint and job.step >= 3:
+                break
+            if job.status.is_terminal:
+                return {"error": f"finished before the kill: {job.status} {job.message}"}
+            time.sleep(0.3)
+        killed_at = job.step
+        workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
+        victim_id = workers[0].node_id
+        victim = next(n for n in nodes if n.node_id == victim_id)
+        cluster.remove_node(victim, allow_graceful=False)
+        while time.time() < deadline:
+            job = registry.call_sync("get_job", rec.job_id)
+            if job.status.is_terminal:
+                break
+            time.sleep(0.5)
+        events = registry.call_sync("list_events", rec.job_id)
+        return {
+            "status": job.status.value, "message": job.message, "killed_at_step": killed_at,
+            "final_step": job.step, "total_steps": job.total_steps,
+            "resumed_from": [e.data.get("step") for e in events if e.type == "resumed"],
+            "events": [e.type for e in events],
+        }
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(main(json.loads(sys.argv[1]))), flush=True)

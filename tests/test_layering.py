@@ -1,0 +1,42 @@
+"""The pure modules (validation, templating, schemas, store, GGUF writing...) never import Ray."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import sienn_ray
+
+# Ray glue lives only in these packages/modules.
+RAY_GLUE = ("sienn_ray.api", "sienn_ray.jobs.registry", "sienn_ray.jobs.runner", "sienn_ray.jobs.launcher",
+            "sienn_ray.jobs.client", "sienn_ray.train.launch", "sienn_ray.train.worker", "sienn_ray.train.report",
+            "sienn_ray.inference.deployment", "sienn_ray.export.task", "sienn_ray.cli", "sienn_ray.ops",
+            "sienn_ray.__main__")
+
+
+def _pure_modules() -> list[str]:
+    names = []
+    for info in pkgutil.walk_packages(sienn_ray.__path__, "sienn_ray."):
+        if not any(info.name == g or info.name.startswith(g + ".") for g in RAY_GLUE):
+            names.append(info.name)
+    return names
+
+
+def test_pure_modules_import_with_ray_unimportable():
+    modules = _pure_modules()
+    assert "sienn_ray.data.templates" in modules and "sienn_ray.store" in modules
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'ray' or name.startswith('ray.'):\n"
+        "            raise ImportError('ray is not importable here')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"for m in {modules!r}:\n"
+        "    if m.endswith('__main__'): continue\n"
+        "    __import__(m)\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
