@@ -206,7 +206,9 @@ def run(args) -> dict:
     from ray import serve
 
     from sienn_ray.api.ingress import build_app
-    from sienn_ray.inference.engine import InferenceEngine, ModelRef, PromptSpec, SamplingParams
+    from sienn_ray.inference.engine import InferenceEngine
+    from sienn_ray.inference.request import ModelRef, PromptSpec
+    from sienn_ray.inference.sampling import SamplingParams
     from sienn_ray.jobs.client import RegistryClient
     from sienn_ray.settings import get_settings
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -53,9 +54,17 @@ RAY_AUTH_MODE = "token"
 def apply_ray_env() -> None:
     """Environment every Ray process and client of ours shares."""
     os.environ.setdefault("RAY_AUTH_MODE", RAY_AUTH_MODE)
+    # `ray job submit ... -- python -m sienn_ray ...` runs `python` from the cluster's PATH:
+    # make it this interpreter (the project's venv), where the project is installed.
+    bin_dir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("SIENN_HOME", str(get_settings().home))
     # Ray Train V2 polls worker health every few seconds by default; this keeps fit() start-up short.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+    # A worker whose node vanished answers no health check; Ray Train's default waits 10 minutes
+    # before restarting the group from the last checkpoint. One minute is plenty.
+    os.environ.setdefault("RAY_TRAIN_WORKER_HEALTH_CHECK_TIMEOUT_S", "60")
     # On a loaded 2-core machine the Serve proxy can take longer than the 5 s default
     # readiness check to start, and Serve then kills it in a loop.
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 
+from ..errors import BadRequest, DatasetNotFound, ExportNotFound, JobNotFound
 from ..jobs.client import RegistryClient
+from ..paths import check_id
 
 
 @dataclass
@@ -34,3 +36,16 @@ def get_services() -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+_NOT_FOUND = {"job_id": (JobNotFound, "Job"), "dataset_id": (DatasetNotFound, "Dataset"),
+              "export_id": (ExportNotFound, "Export")}
+
+
+def known_id(value: str, kind: str) -> str:
+    """An id from a request. A malformed one names nothing: the same 404 as an unknown one."""
+    try:
+        return check_id(value, kind)
+    except BadRequest:
+        error, label = _NOT_FOUND[kind]
+        raise error(f"{label} {value} not found") from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from ray import serve
 
@@ -15,6 +16,8 @@ from .app import create_app
 from .deps import Services, get_services, set_services
 
 app = create_app()
+# How often the API asks the registry to check that every active job still has its runner.
+WATCH_RUNNERS_S = 20.0
 log = logging.getLogger(__name__)
 
 
@@ -30,6 +33,7 @@ class ApiIngress:
         # Measure training throughput once now (cached on disk) so that the first
         # start-finetuning request answers at once with a real estimate.
         threading.Thread(target=_warm_estimates, daemon=True, name="warm-estimates").start()
+        threading.Thread(target=_watch_runners, args=(registry,), daemon=True, name="watch-runners").start()
 
     def check_health(self):
         get_services().registry.call_sync("ping", timeout=30)
@@ -45,6 +49,17 @@ def _warm_estimates() -> None:
                 calibrate(model.path)
     except Exception:  # noqa: BLE001 - only a warm-up; estimates are computed on demand anyway
         log.warning("throughput warm-up failed", exc_info=True)
+
+
+def _watch_runners(registry: RegistryClient) -> None:
+    """Every so often, have the registry relaunch or fail jobs whose runner died (e.g. with its node)."""
+    while True:
+        time.sleep(WATCH_RUNNERS_S)
+        try:
+            for action in registry.call_sync("reconcile", WATCH_RUNNERS_S, timeout=120):
+                log.warning("runner watchdog: %s", action)
+        except Exception:  # noqa: BLE001 - keep watching; the registry may be restarting
+            log.warning("runner watchdog failed", exc_info=True)
 
 
 def build_app(args: dict | None = None):

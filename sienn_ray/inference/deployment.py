@@ -21,7 +21,9 @@ from typing import AsyncIterator
 from ray import serve
 
 from ..schemas.inference import InferenceCall, InferenceResult
-from .engine import Completion, InferenceEngine, ModelRef, PromptSpec, SamplingParams, Started
+from .engine import InferenceEngine
+from .request import Completion, ModelRef, PromptSpec, Started
+from .sampling import SamplingParams
 
 DEFAULT_MAX_ADAPTERS = 8
 

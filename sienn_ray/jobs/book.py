@@ -63,19 +63,6 @@ class JobBook:
         self.store.put_job(rec)
         return rec
 
-    def mark_running(self, job_id: str, message: str = "Training started") -> JobRecord:
-        rec = self.get_job(job_id)
-        if rec.status.is_terminal:
-            return rec
-        first = rec.started_at is None
-        rec.status = JobStatus.RUNNING
-        rec.started_at = rec.started_at or utcnow()
-        rec.attempts += 1
-        rec.message = message
-        self._save(rec)
-        self.store.add_event(job_id, "started" if first else "restarted", {"attempt": rec.attempts})
-        return rec
-
     def mark_waiting(self, job_id: str, message: str) -> JobRecord:
         """Pending with a reason (e.g. waiting for resources the cluster does not have now)."""
         rec = self.get_job(job_id)
@@ -89,9 +76,11 @@ class JobBook:
         rec = self.get_job(job_id)
         if rec.status.is_terminal:
             return {"cancel_requested": True}
-        if rec.status == JobStatus.PENDING:
+        started = rec.status == JobStatus.PENDING
+        if started:  # the first report from the workers: resources were granted
             rec.status = JobStatus.RUNNING
             rec.started_at = rec.started_at or utcnow()
+            rec.attempts += 1
         for key, value in update.items():
             if key in _PROGRESS_FIELDS and value is not None:
                 setattr(rec, key, value)
@@ -101,6 +90,8 @@ class JobBook:
         if update.get("estimated_completion") is None and rec.total_steps and rec.step and rec.started_at:
             rec.estimated_completion = _extrapolate(rec.started_at, rec.step, rec.total_steps)
         self._save(rec)
+        if started:
+            self.store.add_event(job_id, "started", {"attempt": rec.attempts})
         return {"cancel_requested": rec.cancel_requested}
 
     def add_event(self, job_id: str, type: str, data: dict | None = None) -> JobEvent:

@@ -7,6 +7,7 @@ domain errors so callers (and the API's error table) see them as themselves.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
@@ -15,6 +16,8 @@ from ..errors import ServiceUnavailable, SiennError
 from ..settings import get_settings
 
 REGISTRY_NAME = "sienn-job-registry"
+RETRIES = 3
+RETRY_S = 1.0
 
 
 def _unwrap(err: Exception) -> Exception:
@@ -45,28 +48,26 @@ class RegistryClient:
         return self._handle
 
     async def call(self, method: str, *args, **kwargs):
-        for attempt in range(3):
+        for attempt in range(RETRIES):
             try:
                 return await getattr(self.handle, method).remote(*args, **kwargs)
-            except RayTaskError as err:
-                raise _unwrap(err) from None
-            except RayActorError as err:
-                # The registry is restarting (max_restarts): wait briefly and retry.
-                if attempt == 2:
-                    raise ServiceUnavailable(f"Job registry unavailable: {err}") from None
-                self._handle = None
-                await asyncio.sleep(1.0)
+            except (RayTaskError, RayActorError) as err:
+                self._failed(err, attempt)
+            await asyncio.sleep(RETRY_S)
 
     def call_sync(self, method: str, *args, timeout: float | None = 60, **kwargs):
-        for attempt in range(3):
+        for attempt in range(RETRIES):
             try:
                 return ray.get(getattr(self.handle, method).remote(*args, **kwargs), timeout=timeout)
-            except RayTaskError as err:
-                raise _unwrap(err) from None
-            except RayActorError as err:
-                if attempt == 2:
-                    raise ServiceUnavailable(f"Job registry unavailable: {err}") from None
-                self._handle = None
-                import time
+            except (RayTaskError, RayActorError) as err:
+                self._failed(err, attempt)
+            time.sleep(RETRY_S)
 
-                time.sleep(1.0)
+    def _failed(self, err: Exception, attempt: int) -> None:
+        """Raise what the caller should see, or forget the handle so the next attempt looks it up again."""
+        if isinstance(err, RayTaskError):
+            raise _unwrap(err) from None
+        # RayActorError: the registry is restarting (max_restarts); retry a few times.
+        if attempt == RETRIES - 1:
+            raise ServiceUnavailable(f"Job registry unavailable: {err}") from None
+        self._handle = None

@@ -20,6 +20,7 @@ from ..settings import get_settings
 from ..store import Store
 from .book import JobBook, relaunch_decision
 from .client import REGISTRY_NAME
+from .launcher import head_node_strategy, launch_runner, runner_alive
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,6 @@ class JobRegistry:
 
     def list_jobs(self, status: str | None = None, limit: int = 50, offset: int = 0):
         return self.book.list_jobs(status, limit, offset)
-
-    def mark_running(self, job_id: str, message: str = "Training started") -> JobRecord:
-        return self.book.mark_running(job_id, message)
 
     def mark_waiting(self, job_id: str, message: str) -> JobRecord:
         return self.book.mark_waiting(job_id, message)
@@ -113,13 +111,16 @@ class JobRegistry:
         return self.book.store.list_exports(job_id, status)
 
     # recovery
-    def reconcile(self) -> list[dict]:
-        """Relaunch or fail every active job whose runner is gone; returns what it did."""
-        from .launcher import launch_runner, runner_alive
+    def reconcile(self, min_age_s: float = 0.0) -> list[dict]:
+        """Relaunch or fail every active job whose runner is gone; returns what it did.
 
+        Runs at (re)start, and periodically from the API (``min_age_s`` skips jobs created
+        so recently that their runner may still be registering its name).
+        """
         actions = []
+        now = utcnow()
         for rec in self.book.active_jobs():
-            if runner_alive(rec.job_id, self.namespace):
+            if (now - rec.created_at).total_seconds() < min_age_s or runner_alive(rec.job_id, self.namespace):
                 continue
             action, reason = relaunch_decision(rec, MAX_RELAUNCHES)
             if action == "relaunch":
@@ -147,15 +148,5 @@ def get_or_create_registry(namespace: str):
         namespace=namespace,
         lifetime="detached",
         get_if_exists=True,
-        scheduling_strategy=_head_node_strategy(),
+        scheduling_strategy=head_node_strategy(),
     ).remote(settings.db_url, namespace)
-
-
-def _head_node_strategy():
-    """Pin the registry to the head node: it owns the SQLite file there."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    for node in ray.nodes():
-        if node.get("Alive") and node.get("Resources", {}).get("node:__internal_head__"):
-            return NodeAffinitySchedulingStrategy(node["NodeID"], soft=True)
-    return "DEFAULT"

@@ -83,7 +83,8 @@ class JobRunner:
                    if k in ("train_loss", "eval_loss", "learning_rate", "tokens_per_second")}
         rec = self.registry.call_sync("get_job", self.job_id)
         if rec.cancel_requested:
-            self._finish(JobStatus.CANCELLED, "Cancelled; last checkpoint kept", metrics=metrics)
+            kept = f" at {rec.last_checkpoint}" if rec.last_checkpoint else ""
+            self._finish(JobStatus.CANCELLED, f"Cancelled by user; last checkpoint kept{kept}", metrics=metrics)
         elif os.path.exists(os.path.join(adapter_dir, "adapter_config.json")):
             self._finish(JobStatus.COMPLETED, "Training completed", adapter_path=adapter_dir, metrics=metrics)
         else:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -117,6 +119,8 @@ def test_cancel_running_job_stops_workers(api_url, demo_dataset_id, ray_session)
     final = httpx.get(f"{api_url}/api/training-status/{job_id}").json()
     assert final["status"] == "cancelled" and final["step"] <= step + 1
     assert final["last_checkpoint"], final
+    types = [e["type"] for e in httpx.get(f"{api_url}/api/jobs/{job_id}/events").json()["events"]]
+    assert "cancel_requested" in types and types[-1] == "cancelled"
     deadline = time.time() + 60
     while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"] - 1 and time.time() < deadline:
         time.sleep(1)  # the inference replica holds 1 CPU; training workers must be gone
@@ -154,7 +158,7 @@ def test_cli_train_through_the_same_registry(api_url, ray_session, tmp_path):
                            "sienn-tiny-llama", "--config", str(cfg), "--address", address],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    job_id = next(w for w in proc.stdout.split() if w.startswith("job_"))
+    job_id = re.search(r"\bjob_[0-9a-f]{16}\b", proc.stdout).group(0)
     rec = httpx.get(f"{api_url}/api/training-status/{job_id}").json()
     assert rec["status"] == "completed" and rec["source"] == "cli" and rec["model_name"] == "sienn-tiny-llama"
     bad = tmp_path / "bad.yaml"
@@ -167,18 +171,18 @@ def test_cli_train_through_the_same_registry(api_url, ray_session, tmp_path):
 @pytest.mark.slow
 def test_ray_job_submit_line_from_readme(api_url, ray_dashboard_url, tmp_path):
     """The README's `ray job submit` line works against a cluster and the job shows in the API."""
-    import ray
-
     from sienn_ray.data.demo import demo_records
 
     data = tmp_path / "submit.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in demo_records()[:6]))
-    proc = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "ray") if (ROOT / ".venv" / "bin" / "ray").exists() else "ray",
-         "job", "submit", "--address", ray_dashboard_url, "--working-dir", str(ROOT), "--",
-         "python", "-m", "sienn_ray", "train", "--dataset", str(data), "--model", "sienn-tiny-gpt2",
-         "--config", "examples/demo.yaml"],
-        capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
-    job_id = next(w for w in proc.stdout.replace(":", " ").split() if w.startswith("job_"))
+    command = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", ray_dashboard_url,
+               "--working-dir", str(ROOT), "--", "python", "-m", "sienn_ray", "train", "--dataset", str(data),
+               "--model", "sienn-tiny-gpt2", "--config", "examples/demo.yaml"]
+    for _ in range(30):  # the dashboard's job agent may still be starting ("No available agent")
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
+        if "No available agent" not in proc.stderr:
+            break
+        time.sleep(2)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    job_id = re.search(r"\bjob_[0-9a-f]{16}\b", proc.stdout).group(0)
     assert httpx.get(f"{api_url}/api/training-status/{job_id}").json()["status"] == "completed"

@@ -11,7 +11,9 @@ from inference_fixtures import adapters, base_paths, peft_reference, trained_ada
 from inference_testkit import GREEDY_TOKENS, PROMPTS, TRAINED_EXAMPLES
 
 from sienn_ray.errors import BadRequest, ModelNotFound
-from sienn_ray.inference.engine import Completion, InferenceEngine, ModelRef, PromptSpec, SamplingParams
+from sienn_ray.inference.engine import InferenceEngine
+from sienn_ray.inference.request import Completion, ModelRef, PromptSpec
+from sienn_ray.inference.sampling import SamplingParams
 
 GREEDY = SamplingParams(max_new_tokens=GREEDY_TOKENS, temperature=0)
 

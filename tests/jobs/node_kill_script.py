@@ -56,6 +56,7 @@ def main(config: dict) -> dict:
         victim_id = workers[0].node_id
         victim = next(n for n in nodes if n.node_id == victim_id)
         cluster.remove_node(victim, allow_graceful=False)
+        deadline = time.time() + 600
         while time.time() < deadline:
             job = registry.call_sync("get_job", rec.job_id)
             if job.status.is_terminal:

@@ -38,7 +38,6 @@ def book(tmp_path):
 def test_job_lifecycle_persists_across_reopen(book, tmp_path):
     book.put_dataset(_dataset())
     job = book.create_job(_job(_dataset().dataset_id))
-    book.mark_running(job.job_id)
     answer = book.report_progress(job.job_id, {"step": 5, "total_steps": 10, "progress": 50.0,
                                                "metrics": {"train_loss": 1.5, "learning_rate": 1e-3}})
     assert answer == {"cancel_requested": False}

@@ -24,4 +24,6 @@ def test_node_kill_resumes_from_checkpoint(tmp_path, embedded_models):
     assert result.get("status") == "completed", result
     assert result["final_step"] == result["total_steps"]
     assert result["resumed_from"] and min(result["resumed_from"]) > 0, result
-    assert min(result["resumed_from"]) <= result["killed_at_step"], result
+    # Resumed at a checkpoint (every 2 steps), at or after the step seen before the kill (reports lag).
+    assert all(step % 2 == 0 for step in result["resumed_from"]), result
+    assert min(result["resumed_from"]) >= result["killed_at_step"] - 2, result

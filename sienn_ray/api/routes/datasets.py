@@ -10,10 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from ...data import storage
 from ...data.ingest import ingest_file
 from ...errors import DatasetNotFound
-from ...paths import check_id
 from ...schemas.datasets import DatasetList, DatasetRecord, DeletedResponse
 from ...settings import get_settings
-from ..deps import ServicesDep
+from ..deps import ServicesDep, known_id
 from ..upload import receive_upload
 
 router = APIRouter(tags=["datasets"])
@@ -64,20 +63,12 @@ async def list_datasets(services: ServicesDep, limit: int = Query(50, ge=1, le=1
 @router.get("/api/datasets/{dataset_id}", response_model=DatasetRecord)
 async def get_dataset(dataset_id: str, services: ServicesDep):
     """One dataset's record and validation report."""
-    return await services.registry.call("get_dataset", _dataset_id(dataset_id))
+    return await services.registry.call("get_dataset", known_id(dataset_id, "dataset_id"))
 
 
 @router.delete("/api/datasets/{dataset_id}", response_model=DeletedResponse)
 async def delete_dataset(dataset_id: str, services: ServicesDep):
     """Delete a dataset (409 while a pending or running job uses it)."""
-    rec = await services.registry.call("delete_dataset", _dataset_id(dataset_id))
+    rec = await services.registry.call("delete_dataset", known_id(dataset_id, "dataset_id"))
     await run_in_threadpool(storage.remove_dataset_files, rec.dataset_id)
     return DeletedResponse(deleted=True, id=rec.dataset_id)
-
-
-def _dataset_id(value: str) -> str:
-    """A malformed id can name no dataset: 404, like an unknown one."""
-    try:
-        return check_id(value, "dataset_id")
-    except Exception:
-        raise DatasetNotFound(f"Dataset {value} not found") from None

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from ... import paths
 from ...errors import (
-    ExportFailed, ExportInProgress, ExportNotFound, JobNotFound, JobStateConflict, ModelNotFound,
+    ExportFailed, ExportInProgress, JobStateConflict, ModelNotFound,
 )
 from ...export import task as export_task
 from ...export.run import ExportTask, estimate_seconds, export_formats, export_problems, resolve_quantization
@@ -21,7 +21,7 @@ from ...schemas.common import format_duration, new_id, utcnow
 from ...schemas.exports import ExportFormats, ExportList, ExportRecord, ExportRequest, ExportResponse, Quantization
 from ...schemas.jobs import JobStatus
 from ...settings import get_settings
-from ..deps import ServicesDep
+from ..deps import ServicesDep, known_id
 
 router = APIRouter(tags=["export"])
 
@@ -38,7 +38,7 @@ async def list_export_formats():
 @router.post("/api/export-model/{job_id}", response_model=ExportResponse)
 async def export_model(job_id: str, req: ExportRequest, services: ServicesDep):
     """Start exporting a completed job (or return the matching export already done or under way)."""
-    job_id = _job_id(job_id)
+    job_id = known_id(job_id, "job_id")
     quantization = resolve_quantization(req.format, req.quantization)
     job = await services.registry.call("get_job", job_id)
     if job.status != JobStatus.COMPLETED:
@@ -83,7 +83,7 @@ async def download_model(
     quantization: Quantization | None = Query(None, description="For gguf and ollama (default q8_0)"),
 ):
     """The export as a ZIP archive, streamed."""
-    job_id = _job_id(job_id)
+    job_id = known_id(job_id, "job_id")
     quantization = resolve_quantization(format, quantization)
     await services.registry.call("get_job", job_id)
     rec = await services.registry.call("find_export", job_id, format, quantization)
@@ -109,17 +109,13 @@ async def download_model(
 @router.get("/api/exports/{export_id}", response_model=ExportRecord)
 async def get_export(export_id: str, services: ServicesDep):
     """One export: status, message (the reason when failed), files with sizes and sha256."""
-    try:
-        paths.check_id(export_id, "export_id")
-    except Exception:
-        raise ExportNotFound(f"Export {export_id} not found") from None
-    return await services.registry.call("get_export", export_id)
+    return await services.registry.call("get_export", known_id(export_id, "export_id"))
 
 
 @router.get("/api/jobs/{job_id}/exports", response_model=ExportList)
 async def list_job_exports(job_id: str, services: ServicesDep):
     """Every export of one job, newest first."""
-    job_id = _job_id(job_id)
+    job_id = known_id(job_id, "job_id")
     await services.registry.call("get_job", job_id)
     return ExportList(job_id=job_id, exports=await services.registry.call("list_exports", job_id))
 
@@ -149,10 +145,3 @@ def _download_url(job_id: str, fmt: str, quantization: str | None) -> str:
 
 def _response(rec: ExportRecord) -> ExportResponse:
     return ExportResponse(**rec.model_dump(include=set(ExportResponse.model_fields)))
-
-
-def _job_id(value: str) -> str:
-    try:
-        return paths.check_id(value, "job_id")
-    except Exception:
-        raise JobNotFound(f"Job {value} not found") from None

@@ -20,12 +20,12 @@ from fastapi.responses import StreamingResponse
 from ray.exceptions import RayTaskError
 
 from ... import paths
-from ...errors import JobNotFound, JobStateConflict, ModelNotFound, ServiceUnavailable, SiennError
-from ...inference.engine import ADAPTER_FILES
+from ...errors import JobStateConflict, ModelNotFound, ServiceUnavailable, SiennError
+from ...inference.lora_bank import ADAPTER_FILES
 from ...models.resolve import resolve_model
 from ...schemas.inference import InferenceResult, TestModelRequest, TestModelResponse
 from ...schemas.jobs import JobStatus
-from ..deps import Services, ServicesDep
+from ..deps import Services, ServicesDep, known_id
 
 router = APIRouter(tags=["inference"])
 
@@ -57,11 +57,7 @@ async def resolve_target(services: Services, *, job_id: str | None = None, model
 
 
 async def _completed_job(services: Services, job_id: str) -> Target:
-    try:
-        paths.check_id(job_id, "job_id")
-    except SiennError:
-        raise JobNotFound(f"Job {job_id} not found") from None
-    job = await services.registry.call("get_job", job_id)
+    job = await services.registry.call("get_job", known_id(job_id, "job_id"))
     if job.status != JobStatus.COMPLETED:
         raise JobStateConflict(f"Job {job_id} is {job.status.value}; only completed jobs can be tested",
                                job_status=job.status.value)

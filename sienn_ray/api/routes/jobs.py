@@ -5,17 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from ...errors import DatasetNotFound, JobNotFound
 from ...jobs import launcher
 from ...jobs.submit import build_job_record, past_throughput, queued_message
-from ...paths import check_id
 from ...schemas.common import format_duration
 from ...schemas.jobs import (
     JobEvents, JobList, JobRecord, JobStatus, JobSummary, LossHistory, StartFinetuningRequest,
     StartFinetuningResponse,
 )
 from ...settings import get_settings
-from ..deps import ServicesDep
+from ..deps import ServicesDep, known_id
 
 router = APIRouter(tags=["fine-tuning"])
 
@@ -23,11 +21,7 @@ router = APIRouter(tags=["fine-tuning"])
 @router.post("/api/start-finetuning", response_model=StartFinetuningResponse)
 async def start_finetuning(req: StartFinetuningRequest, services: ServicesDep):
     """Validate the request, queue a LoRA job and start its runner; returns at once."""
-    try:
-        check_id(req.dataset_id, "dataset_id")
-    except Exception:
-        raise DatasetNotFound(f"Dataset {req.dataset_id} not found") from None
-    dataset = await services.registry.call("get_dataset", req.dataset_id)
+    dataset = await services.registry.call("get_dataset", known_id(req.dataset_id, "dataset_id"))
     completed, _ = await services.registry.call("list_jobs", JobStatus.COMPLETED.value, 200, 0)
     measured = past_throughput(completed, req.model_name or get_settings().default_model, req.config.num_workers)
     rec = await run_in_threadpool(build_job_record, req, dataset, measured, "api")
@@ -44,7 +38,7 @@ async def start_finetuning(req: StartFinetuningRequest, services: ServicesDep):
 @router.get("/api/training-status/{job_id}", response_model=JobRecord)
 async def training_status(job_id: str, services: ServicesDep):
     """Status, progress and metrics of one job."""
-    return await services.registry.call("get_job", _job_id(job_id))
+    return await services.registry.call("get_job", known_id(job_id, "job_id"))
 
 
 @router.get("/api/jobs", response_model=JobList)
@@ -63,34 +57,24 @@ async def list_jobs(
 @router.get("/api/jobs/{job_id}", response_model=JobRecord)
 async def get_job(job_id: str, services: ServicesDep):
     """One job's full record (same as training-status)."""
-    return await services.registry.call("get_job", _job_id(job_id))
+    return await services.registry.call("get_job", known_id(job_id, "job_id"))
 
 
 @router.post("/api/jobs/{job_id}/cancel", response_model=JobRecord)
 async def cancel_job(job_id: str, services: ServicesDep):
     """Stop a pending or running job; its last checkpoint is kept."""
-    rec = await services.registry.call("request_cancel", _job_id(job_id))
-    await run_in_threadpool(launcher.stop_runner, rec.job_id, get_settings().ray_namespace)
-    message = "Cancelled by user" + (f"; last checkpoint kept at {rec.last_checkpoint}" if rec.last_checkpoint else "")
-    return await services.registry.call("finish", rec.job_id, JobStatus.CANCELLED.value, message)
+    return await launcher.cancel_job(services.registry, known_id(job_id, "job_id"), get_settings().ray_namespace)
 
 
 @router.get("/api/jobs/{job_id}/events", response_model=JobEvents)
 async def job_events(job_id: str, services: ServicesDep):
     """Lifecycle events: started, epoch ends, checkpoints, evaluation, retries, failure, completion."""
-    events = await services.registry.call("list_events", _job_id(job_id))
+    events = await services.registry.call("list_events", known_id(job_id, "job_id"))
     return JobEvents(job_id=job_id, events=events)
 
 
 @router.get("/api/jobs/{job_id}/history", response_model=LossHistory)
 async def loss_history(job_id: str, services: ServicesDep):
     """Per-step train/eval loss and learning rate, for plotting."""
-    points = await services.registry.call("loss_history", _job_id(job_id))
+    points = await services.registry.call("loss_history", known_id(job_id, "job_id"))
     return LossHistory(job_id=job_id, points=points)
-
-
-def _job_id(value: str) -> str:
-    try:
-        return check_id(value, "job_id")
-    except Exception:
-        raise JobNotFound(f"Job {value} not found") from None
