@@ -36,12 +36,16 @@ def launch_runner(job_id: str, namespace: str, detach_call: bool = True):
 
 
 def head_node_strategy():
-    """Prefer the head node (control plane: registry, runners, Train controllers)."""
+    """Place on the head node (control plane: registry, runners, Train controllers).
+
+    Hard affinity: with soft affinity Ray spills 0-CPU actors off a 0-CPU head, and a
+    runner on a worker node dies with it, taking the Train controller along.
+    """
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     for node in ray.nodes():
         if node.get("Alive") and node.get("Resources", {}).get("node:__internal_head__"):
-            return NodeAffinitySchedulingStrategy(node["NodeID"], soft=True)
+            return NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
     return "DEFAULT"
 
 

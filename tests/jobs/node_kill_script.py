@@ -52,7 +52,8 @@ def main(config: dict) -> dict:
                 return {"error": f"finished before the kill: {job.status} {job.message}"}
             time.sleep(0.3)
         killed_at = job.step
-        workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
+        alive = list_actors(address=cluster.address, filters=[("state", "=", "ALIVE")])
+        workers = [a for a in alive if "RayTrainWorker" in a.class_name]
         victim_id = workers[0].node_id
         victim = next(n for n in nodes if n.node_id == victim_id)
         cluster.remove_node(victim, allow_graceful=False)

@@ -15,7 +15,8 @@ from helpers import demo_config
 @pytest.mark.slow
 def test_node_kill_resumes_from_checkpoint(tmp_path, embedded_models):
     config = demo_config() | {"num_epochs": 8, "checkpoint_every_steps": 2, "max_failures": 3}
-    env = os.environ | {"SIENN_HOME": str(tmp_path / "home")}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # not the session's cluster
+    env["SIENN_HOME"] = str(tmp_path / "home")
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("node_kill_script.py")), json.dumps(config)],
                           capture_output=True, text=True, timeout=900, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
