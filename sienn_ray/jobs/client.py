@@ -20,7 +20,8 @@ RETRIES = 3
 RETRY_S = 1.0
 
 
-def _unwrap(err: Exception) -> Exception:
+def unwrap_domain_error(err: Exception) -> Exception:
+    """Our domain errors raised inside an actor or replica, as themselves (else ``err``)."""
     cause = getattr(err, "cause", None)
     if isinstance(err, RayTaskError) and isinstance(cause, SiennError):
         return cause
@@ -66,7 +67,7 @@ class RegistryClient:
     def _failed(self, err: Exception, attempt: int) -> None:
         """Raise what the caller should see, or forget the handle so the next attempt looks it up again."""
         if isinstance(err, RayTaskError):
-            raise _unwrap(err) from None
+            raise unwrap_domain_error(err) from None
         # RayActorError: the registry is restarting (max_restarts); retry a few times.
         if attempt == RETRIES - 1:
             raise ServiceUnavailable(f"Job registry unavailable: {err}") from None

@@ -22,6 +22,7 @@ from ray.exceptions import RayTaskError
 from ... import paths
 from ...errors import JobStateConflict, ModelNotFound, ServiceUnavailable, SiennError
 from ...inference.lora_bank import ADAPTER_FILES
+from ...jobs.client import unwrap_domain_error
 from ...models.resolve import resolve_model
 from ...schemas.inference import InferenceResult, TestModelRequest, TestModelResponse
 from ...schemas.jobs import JobStatus
@@ -103,18 +104,12 @@ def _handle(services: Services, target: Target, stream: bool = False):
     return services.inference.options(**options)
 
 
-def _unwrap(err: Exception) -> Exception:
-    """Our domain errors raised inside the replica, as themselves."""
-    cause = getattr(err, "cause", None)
-    return cause if isinstance(err, RayTaskError) and isinstance(cause, SiennError) else err
-
-
 async def generate(services: Services, target: Target, call: dict) -> InferenceResult:
     """Run one call to the end on the inference deployment."""
     try:
         return InferenceResult(**await _handle(services, target).generate.remote(call))
     except RayTaskError as err:
-        raise _unwrap(err) from None
+        raise unwrap_domain_error(err) from None
 
 
 async def open_stream(services: Services, target: Target, call: dict) -> AsyncGenerator[dict, None]:
@@ -123,7 +118,7 @@ async def open_stream(services: Services, target: Target, call: dict) -> AsyncGe
     try:
         first = await events.__anext__()
     except RayTaskError as err:
-        raise _unwrap(err) from None
+        raise unwrap_domain_error(err) from None
 
     async def rest() -> AsyncGenerator[dict, None]:
         try:
@@ -131,7 +126,7 @@ async def open_stream(services: Services, target: Target, call: dict) -> AsyncGe
             async for event in events:
                 yield event
         except RayTaskError as err:
-            raise _unwrap(err) from None
+            raise unwrap_domain_error(err) from None
         finally:
             events.cancel()  # the HTTP client left: stop generating for it
 
