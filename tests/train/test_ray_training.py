@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 import torch
+from helpers import stand_in_runner
 
 from sienn_ray.data.demo import DEMO_TRAINING_CONFIG, demo_records
 from sienn_ray.data.templates import PromptTemplate, render_prompt
@@ -39,12 +41,13 @@ def ray_job(ray_session, registry, make_spec):
             job_id=spec.job_id, model_name=spec.model_name, model_path=spec.model_path,
             dataset_id=dataset.dataset_id, config=spec.config, total_epochs=spec.config.num_epochs,
             created_at=now, updated_at=now))
-        created.append(spec.job_id)
+        created.append((spec.job_id, stand_in_runner(spec.job_id)))
         return spec
 
     yield make
-    for job_id in created:  # a pending job without a runner would be relaunched by reconciliation
+    for job_id, runner in created:  # an active job without a runner would be relaunched by reconciliation
         registry.call_sync("finish", job_id, "cancelled", "test over")
+        ray.kill(runner)
 
 
 def _events(registry, job_id) -> list:
