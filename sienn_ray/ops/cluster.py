@@ -1,174 +1,84 @@
 """`make up` / `make down`: a local Ray head with the Serve app, started and stopped exactly.
 
-The head runs as ``ray start --head --block`` in its own process group; its pid
-is recorded, so ``down`` stops that group and nothing else on the machine.
+The head and its ports are in ``head.py``, the Serve app in ``serve_app.py``; the
+stack's record lives in ``$SIENN_HOME/run``, so ``down`` stops this stack and
+nothing else on the machine.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
-from ..settings import PROJECT_DIR, apply_ray_env, get_settings
+from ..settings import apply_ray_env, get_settings
+from . import head, serve_app
 
-RAY_PORT = 6390
-DASHBOARD_PORT = 8265
-HEAD_CPUS = 4
-SERVE_CONFIG = PROJECT_DIR / "serve_config.yaml"
 UP_TIMEOUT_S = 600
 
 
-def run_dir() -> Path:
-    path = get_settings().home / "run"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def is_up(rec: head.HeadRecord) -> bool:
+    """Every deployment running and GET /health healthy."""
+    return serve_app.app_ready(serve_app.deployment_states(rec)) and serve_app.api_healthy(rec)
 
 
-def _state_file() -> Path:
-    return run_dir() / "head.json"
-
-
-def _bin(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
-
-
-def _auth_headers() -> dict[str, str]:
-    """The dashboard wants Ray's token when RAY_AUTH_MODE=token (the token Ray wrote on first start)."""
-    token = os.environ.get("RAY_AUTH_TOKEN")
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
-    if not token and path.exists():
-        token = path.read_text().strip()
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-def _http_json(url: str, timeout: float = 3.0):
-    request = urllib.request.Request(url, headers=_auth_headers())
-    with urllib.request.urlopen(request, timeout=timeout) as resp:
-        return json.loads(resp.read().decode())
-
-
-def api_healthy() -> bool:
-    settings = get_settings()
-    try:
-        return _http_json(f"http://{settings.http_host}:{settings.http_port}/health").get("status") == "healthy"
-    except Exception:  # noqa: BLE001 - not up yet
-        return False
-
-
-def serve_status() -> dict[str, str]:
-    """Deployment name -> status, from the dashboard's Serve API ({} when unreachable)."""
-    try:
-        data = _http_json(f"http://127.0.0.1:{DASHBOARD_PORT}/api/serve/applications/", timeout=5)
-    except Exception:  # noqa: BLE001
-        return {}
-    out = {}
-    for app in (data.get("applications") or {}).values():
-        for name, dep in (app.get("deployments") or {}).items():
-            out[name] = dep.get("status", "UNKNOWN")
-    return out
-
-
-def is_up() -> bool:
-    statuses = serve_status()
-    return bool(statuses) and all(s == "HEALTHY" or s == "RUNNING" for s in statuses.values()) and api_healthy()
-
-
-def head_pid() -> int | None:
-    try:
-        pid = json.loads(_state_file().read_text())["pid"]
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def start_head() -> int:
-    pid = head_pid()
-    if pid:
-        return pid
-    log = open(run_dir() / "ray-head.log", "ab")
-    cmd = [_bin("ray"), "start", "--head", "--block", f"--port={RAY_PORT}", f"--num-cpus={HEAD_CPUS}",
-           "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={DASHBOARD_PORT}",
-           "--disable-usage-stats"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ)
-    _state_file().write_text(json.dumps({"pid": proc.pid, "address": f"127.0.0.1:{RAY_PORT}"}))
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"ray start failed; see {run_dir() / 'ray-head.log'}")
-        try:
-            _http_json(f"http://127.0.0.1:{DASHBOARD_PORT}/api/version", timeout=2)
-            return proc.pid
-        except Exception:  # noqa: BLE001
-            time.sleep(1)
-    raise SystemExit("Ray head did not come up within 120 s")
-
-
-def deploy() -> None:
-    subprocess.run([_bin("serve"), "deploy", str(SERVE_CONFIG), "--address", f"http://127.0.0.1:{DASHBOARD_PORT}"],
-                   check=True)
+def wait_for_app(rec: head.HeadRecord) -> None:
     deadline = time.time() + UP_TIMEOUT_S
     last = None
     while time.time() < deadline:
-        statuses = serve_status()
-        if statuses != last:
-            print("deployments:", statuses or "starting", flush=True)
-            last = statuses
-        if any(s in ("DEPLOY_FAILED", "UNHEALTHY") for s in statuses.values()):
-            raise SystemExit(f"Serve deployment failed: {statuses}; see {run_dir()} and the Ray logs")
-        if is_up():
+        states = serve_app.deployment_states(rec)
+        if states != last:
+            print("deployments:", states or "starting", flush=True)
+            last = states
+        if serve_app.app_failed(states):
+            raise SystemExit(f"Serve deployment failed: {states}; see {get_settings().run_dir} and the Ray logs")
+        if is_up(rec):
             return
         time.sleep(2)
-    raise SystemExit(f"Serve app not healthy within {UP_TIMEOUT_S} s: {serve_status()}")
+    raise SystemExit(f"Serve app not healthy within {UP_TIMEOUT_S} s: {serve_app.deployment_states(rec)}")
 
 
 def up() -> int:
     apply_ray_env()
-    lock = open(run_dir() / "up.lock", "w")
+    settings = get_settings()
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(settings.run_dir / "up.lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         print("make up is already running in another shell; nothing to do.")
         return 0
-    if head_pid() and is_up():
-        print(f"sienn-ray is already up: http://127.0.0.1:{get_settings().http_port} (nothing to do)")
+    rec = head.running_record(settings.run_dir)
+    if rec and is_up(rec):
+        print(f"sienn-ray is already up: API {rec.api_url} (pid {rec.pid}); nothing to do.")
         return 0
     from ..models.embedded import ensure_embedded_models
 
     for name, path in ensure_embedded_models().items():
         print(f"base model {name}: {path}")
-    pid = start_head()
-    print(f"Ray head running (pid {pid}), dashboard http://127.0.0.1:{DASHBOARD_PORT}")
-    deploy()
-    print(f"sienn-ray is up: API http://127.0.0.1:{get_settings().http_port}  docs /docs  storage {get_settings().home}")
+    if rec is None:
+        rec = head.start_head(settings, serve_app.dashboard_up)
+    print(f"Ray head running (pid {rec.pid}), dashboard {rec.dashboard_url}", flush=True)
+    serve_app.deploy(rec, settings.run_dir)
+    wait_for_app(rec)
+    print(f"sienn-ray is up: API {rec.api_url}  docs {rec.api_url}/docs  storage {settings.home}")
     return 0
 
 
 def down() -> int:
     apply_ray_env()
-    pid = head_pid()
-    if not pid:
-        print("Nothing to stop: no Ray head started by make up is running.")
-        _state_file().unlink(missing_ok=True)
-        return 0
-    subprocess.run([_bin("serve"), "shutdown", "-y", "--address", f"http://127.0.0.1:{DASHBOARD_PORT}"],
-                   check=False, timeout=120)
-    os.killpg(pid, signal.SIGTERM)
-    for _ in range(60):
-        try:
-            os.killpg(pid, 0)
-        except OSError:
-            break
-        time.sleep(1)
+    run_dir = get_settings().run_dir
+    rec = head.running_record(run_dir)
+    if rec is None:
+        stale = head.read_record(run_dir)
+        leftovers = head.stack_processes(stale) if stale else []
+        if not leftovers:
+            head.forget_record(run_dir)
+            print("Nothing to stop: no Ray head started by make up is running.")
+            return 0
+        rec = stale
     else:
-        os.killpg(pid, signal.SIGKILL)
-    _state_file().unlink(missing_ok=True)
+        serve_app.shutdown(rec)
+    head.stop_head(rec)
+    head.forget_record(run_dir)
     print("sienn-ray stopped (Serve app and the Ray head started by make up).")
     return 0
