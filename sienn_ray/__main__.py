@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .settings import apply_ray_env
@@ -20,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--dataset", required=True, help="a dataset file (CSV/JSON/JSONL) or an uploaded dataset id")
     train.add_argument("--model", default=None, help="base model name or local directory (default: embedded)")
     train.add_argument("--config", default=None, help="YAML/JSON file with the training config (API schema)")
-    train.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS or the local cluster)")
+    train.add_argument("--address", default=None,
+                       help="Ray address (default: RAY_ADDRESS, else this SIENN_HOME's `make up` head, else auto)")
     train.add_argument("--no-wait", action="store_true", help="queue the job and return its id")
     args = parser.parse_args(argv)
 
@@ -42,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         return print_env()
     from .cli.train import run_train
 
+    if args.address is None and not os.environ.get("RAY_ADDRESS"):
+        # With two stacks on one machine, "auto" would pick whichever head started last.
+        from .ops.head import running_record
+        from .settings import get_settings
+
+        rec = running_record(get_settings().run_dir)
+        args.address = rec.ray_address if rec else None
     return run_train(args)
 
 

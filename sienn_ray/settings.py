@@ -45,6 +45,7 @@ class Settings:
 
     @property
     def ray_auth_token_path(self) -> Path:
+        """The stack's Ray auth token (created by apply_ray_env, read by the head and every client)."""
         return self.run_dir / "ray_auth_token"
 
 

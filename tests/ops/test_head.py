@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -90,6 +91,8 @@ def test_stop_head_stops_its_whole_session_and_nothing_else(tmp_path):
                    for pid in members)
         assert bystander.poll() is None
     finally:
+        head.stop_head(head.HeadRecord(ray_port=1111, dashboard_port=2222, http_host="", http_port=0, pid=fake.pid),
+                       grace_s=5)
         for proc in (bystander, fake):
             proc.kill()
             proc.wait()
@@ -120,3 +123,40 @@ def test_serve_config_is_rendered_with_the_stacks_http_host_and_port(tmp_path):
     assert {k: v for k, v in rendered.items() if k != "http_options"} == {
         k: v for k, v in source.items() if k != "http_options"}
     ServeDeploySchema.model_validate(rendered)
+
+
+@pytest.fixture
+def restored_environ():
+    """main() applies the Ray env to this process: put the session's back afterwards."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_train_without_an_address_goes_to_this_homes_head_not_the_last_started(monkeypatch, tmp_path,
+                                                                               restored_environ):
+    import sienn_ray.cli.train as cli_train
+    from sienn_ray.__main__ import main
+    from sienn_ray.settings import reset_settings
+
+    monkeypatch.setenv("SIENN_HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    reset_settings()
+    seen = []
+    monkeypatch.setattr(cli_train, "run_train", lambda args: seen.append(args.address) or 0)
+    fake = _fake_head((1112, 2223))
+    try:
+        rec = head.HeadRecord(ray_port=1112, dashboard_port=2223, http_host="127.0.0.1", http_port=3334, pid=fake.pid)
+        (tmp_path / "run").mkdir(exist_ok=True)
+        (tmp_path / "run" / "head.json").write_text(json.dumps(asdict(rec)))
+        _wait_for(lambda: head.running_record(tmp_path / "run") == rec)
+        assert main(["train", "--dataset", "x.jsonl"]) == 0
+        monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")  # e.g. set by Ray Jobs for a submitted job
+        assert main(["train", "--dataset", "x.jsonl"]) == 0
+        assert seen == ["127.0.0.1:1112", None]
+    finally:
+        head.stop_head(head.HeadRecord(ray_port=1112, dashboard_port=2223, http_host="", http_port=0, pid=fake.pid),
+                       grace_s=5)
+        fake.wait()
+        reset_settings()
