@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from .console import install_console
 from .errors import install_error_handlers
 from .routes import datasets, exports, health, inference, jobs, models, openai_compat
 
@@ -19,4 +20,5 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for module in (health, models, datasets, jobs, inference, openai_compat, exports):
         app.include_router(module.router)
+    install_console(app)
     return app
