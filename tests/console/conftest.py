@@ -2,8 +2,9 @@
 against the real Serve app. Every page a test opens is watched: each request it makes, console
 errors, uncaught exceptions, Content-Security-Policy violations and 5xx answers;
 ``Watched.assert_clean`` fails the test on any of them. Chromium also logs every 4xx answer to a
-fetch as a console error ("Failed to load resource"); those of ``/api/`` are the API refusing a
-request in its error format, which the page shows the person, so they alone are not counted. Screenshots go to ``$SIENN_ARTIFACTS/console`` (default
+fetch as a console error ("Failed to load resource"); outside the console's own files (``/`` and
+``/console/...``) those are the API refusing a request in its error format, which the page shows
+the person, so they alone are not counted. Screenshots go to ``$SIENN_ARTIFACTS/console`` (default
 ``tests/artifacts/console``, git-ignored)."""
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class Watched:
         if message.type != "error":
             return
         url = message.location.get("url", "")
-        if _API_REFUSAL.match(message.text) and urlsplit(url).path.startswith("/api/"):
+        path = urlsplit(url).path
+        if _API_REFUSAL.match(message.text) and path != "/" and not path.startswith("/console/"):
             return
         self.console_errors.append(f"{message.text} at {url}")
 

@@ -34,6 +34,7 @@ export function installKeyPrompt() {
     message.textContent = text;
     message.classList.toggle("error", /refused/i.test(text));
     input.value = "";
+    renderKeyState();
     dialog.showModal();
     input.focus();
   }));

@@ -7,7 +7,8 @@ const HEIGHT = 240;
 /**
  * A chart over steps: `series` is [{label, color, key, sparse}] where `key` picks the value from a
  * point and sparse series (eval loss) are drawn as dots joined across the steps they skip.
- * Returns {el, update(points)}; the figure's data-points attribute counts the points drawn.
+ * Returns {el, update(points), destroy()}; the figure's data-points (and data-points-<key> per
+ * series) attributes count the points drawn, for people's tools and tests alike.
  */
 export function stepChart({ title, series, yLabel }) {
   const plotArea = h("div", { class: "chart-area" });
@@ -54,11 +55,17 @@ export function stepChart({ title, series, yLabel }) {
     return [steps, ...series.map((s) => steps.map((step) => bySteps.get(step)[s.key] ?? null))];
   }
 
-  function update(points) {
+  /** Draw `points`; `finished` says no more will come (so an empty chart says so). */
+  function update(points, finished = false) {
     const data = toColumns(points);
-    const drawn = data.slice(1).reduce((n, col) => n + col.filter((v) => v !== null).length, 0);
+    const counts = data.slice(1).map((col) => col.filter((v) => v !== null).length);
+    const drawn = counts.reduce((a, b) => a + b, 0);
     el.dataset.points = String(drawn);
-    if (!drawn) return;
+    series.forEach((s, i) => el.setAttribute(`data-points-${s.key}`, String(counts[i])));
+    if (!drawn) {
+      empty.textContent = finished ? "No steps were recorded for this job." : "Waiting for the first steps…";
+      return;
+    }
     empty.hidden = true;
     if (!plot) {
       plot = new uPlot(options(Math.max(plotArea.clientWidth, 240)), data, plotArea);

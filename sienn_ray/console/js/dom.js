@@ -58,6 +58,11 @@ export function formatBytes(n) {
   return `${i === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[i]}`;
 }
 
+/** "1 sample", "3 samples". */
+export function plural(n, word) {
+  return `${formatNumber(n)} ${word}${n === 1 ? "" : "s"}`;
+}
+
 export function formatNumber(x, digits = 4) {
   if (x === null || x === undefined || Number.isNaN(x)) return "—";
   if (typeof x !== "number") return String(x);

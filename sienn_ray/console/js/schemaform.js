@@ -35,10 +35,13 @@ export function properties(doc, componentName) {
 
 const humanize = (name) => name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
 
+// Bounds as people read them: 9223372036854775807 (a seed's int64 limit) as 9.22e+18.
+const bound = (n) => (n === undefined || Math.abs(n) < 1e9 ? n : n.toExponential(2));
+
 function boundsText(s) {
   const parts = [];
-  const low = s.minimum ?? s.exclusiveMinimum;
-  const high = s.maximum ?? s.exclusiveMaximum;
+  const low = bound(s.minimum ?? s.exclusiveMinimum);
+  const high = bound(s.maximum ?? s.exclusiveMaximum);
   if (low !== undefined && high !== undefined) {
     parts.push(`${s.minimum !== undefined ? "≥" : ">"} ${low}, ${s.maximum !== undefined ? "≤" : "<"} ${high}`);
   } else if (low !== undefined) {

@@ -1,7 +1,7 @@
 // Datasets: upload (pick or drop, with progress), the validation report, preview, list and delete.
 import { api, ApiError, upload } from "../api.js";
 import {
-  card, dataTable, errorBox, errorText, facts, formatBytes, formatDate, formatNumber, h, replace, toast,
+  card, dataTable, errorBox, errorText, facts, formatBytes, formatDate, formatNumber, h, plural, replace, toast,
 } from "../dom.js";
 import { confirmDialog, pager } from "./widgets.js";
 
@@ -49,7 +49,7 @@ function uploadCard(ctx, onUploaded) {
       barText.textContent = "Done";
       replace(result,
         h("div", { class: "alert success", role: "status" }, h("strong", {}, `${record.filename} is valid: `),
-          `${formatNumber(record.total_samples)} samples. `,
+          `${plural(record.total_samples, "sample")}. `,
           h("a", { href: `#/new?dataset=${record.dataset_id}`, class: "button primary small" }, "Train on it")),
         datasetReport(record));
       toast(`Uploaded ${record.filename}`, "success");

@@ -36,7 +36,7 @@ export async function jobPage(main, ctx, jobId) {
     head: h("div", { class: "page-head" }),
     overview: h("div", { id: "job-overview" }),
     evaluation: h("div", { id: "job-evaluation" }, h("p", { class: "muted" }, "Loading…")),
-    events: h("div", { id: "job-events" }),
+    events: h("div", { id: "job-events", class: "events-scroll", tabindex: "0", "aria-label": "Events, newest first" }),
     config: h("div", { id: "job-config" }),
     error: h("div", {}),
   };
@@ -57,8 +57,8 @@ export async function jobPage(main, ctx, jobId) {
       replace(slots.error);
       replace(slots.head, header(current, actions));
       replace(slots.overview, overview(current));
-      loss.update(history.points);
-      lr.update(history.points);
+      loss.update(history.points, TERMINAL.has(current.status));
+      lr.update(history.points, TERMINAL.has(current.status));
       replace(slots.events, eventsTable(events.events));
       replace(slots.config, configFacts(current));
       if (!evaluationShown || current.phase === "evaluating" || !TERMINAL.has(current.status)) {

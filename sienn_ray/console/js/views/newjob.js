@@ -1,7 +1,7 @@
 // New job: a form generated from the API's TrainingConfig schema, the dataset and base model
 // picked from the API, an estimate, and every problem of a refused request shown at its field.
 import { api, ApiError, openapi } from "../api.js";
-import { card, errorBox, formatBytes, formatNumber, h, replace, toast } from "../dom.js";
+import { card, errorBox, formatBytes, formatNumber, h, plural, replace, toast } from "../dom.js";
 import { deref, fieldFor, normalize, placeErrors, properties, readFields } from "../schemaform.js";
 
 // Shown first, in this order; every other TrainingConfig field goes under "Advanced", so fields
@@ -35,7 +35,7 @@ export async function newJobPage(main, ctx) {
   const datasetSelect = h("select", { id: "job-dataset", name: "dataset_id", required: true },
     datasets.datasets.length ? null : h("option", { value: "" }, "No dataset yet: upload one first"),
     datasets.datasets.map((d) => h("option", { value: d.dataset_id },
-      `${d.name || d.filename} · ${formatNumber(d.total_samples)} samples · ${d.dataset_id}`)));
+      `${d.name || d.filename} · ${plural(d.total_samples, "sample")} · ${d.dataset_id}`)));
   const wanted = ctx.query.get("dataset");
   if (wanted) datasetSelect.value = wanted;
   const modelSelect = h("select", { id: "job-model", name: "model_name" },
@@ -115,7 +115,7 @@ function estimateText(datasets, select, byName) {
   const steps = Math.ceil(d.total_samples / batch) * epochs;
   return h("span", {},
     h("strong", {}, "Size of the run: "),
-    `${formatNumber(d.total_samples)} samples (${formatBytes(d.size_bytes)}, ~${formatNumber(d.total_tokens_estimate * epochs)} tokens over ${epochs} epochs), about ${formatNumber(steps)} optimizer steps at most. `,
+    `${plural(d.total_samples, "sample")} (${formatBytes(d.size_bytes)}, ~${plural(d.total_tokens_estimate * epochs, "token")} over ${plural(epochs, "epoch")}), about ${plural(steps, "optimizer step")} at most. `,
     h("span", { class: "muted" }, "The time estimate, from throughput measured on this cluster, is shown when the job is queued."));
 }
 

@@ -98,7 +98,8 @@ function answerPane(title, name, body, signal) {
       text.append(data.text);
       stats.textContent = `Streaming… ${chunks} chunks`;
     } else if (event === "done") {
-      replace(text, data.generated_text);
+      replace(text, data.generated_text.trim() ? data.generated_text
+        : h("span", { class: "muted" }, `(an answer of ${data.tokens_generated} tokens of white space only)`));
       const rate = data.inference_time > 0 ? data.tokens_generated / data.inference_time : 0;
       stats.textContent = `${data.tokens_generated} tokens in ${formatNumber(data.inference_time, 2)} s `
         + `(${formatNumber(rate, 1)} tokens/s) · finished by ${data.finish_reason} · prompt ${data.prompt_tokens} tokens`;
