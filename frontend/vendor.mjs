@@ -16,6 +16,8 @@ const LIBRARIES = {
     "dist/stream.js", "dist/parse.js", "dist/errors.js",
     "dist/stream.js.map", "dist/parse.js.map", "dist/errors.js.map", "LICENSE",
   ],
+  // FastAPI's /docs page, served from here instead of a CDN.
+  "swagger-ui-dist": ["swagger-ui-bundle.js", "swagger-ui-bundle.js.LICENSE.txt", "swagger-ui.css", "LICENSE", "NOTICE"],
 };
 
 const sha256 = (path) => createHash("sha256").update(readFileSync(path)).digest("hex");

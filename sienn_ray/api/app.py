@@ -16,6 +16,7 @@ def create_app() -> FastAPI:
         title="sienn-ray",
         version=API_VERSION,
         description="LoRA fine-tuning on Ray: datasets, training jobs, inference and export.",
+        docs_url=None, redoc_url=None,  # install_console serves /docs from vendored files, not a CDN
     )
     install_error_handlers(app)
     for module in (health, models, datasets, jobs, inference, openai_compat, exports):

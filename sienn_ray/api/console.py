@@ -2,15 +2,18 @@
 
 ``/`` is the page, ``/console/...`` its scripts, styles and vendored libraries. Every
 console response carries a Content-Security-Policy that allows only the API's own
-origin, so the page can load nothing and send nothing anywhere else.
+origin, so the page can load nothing and send nothing anywhere else. ``/docs`` (Swagger
+UI) is served from the same vendored files instead of FastAPI's default CDN.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 
 CONSOLE_PACKAGE = ("sienn_ray", "console")
+SWAGGER_UI = "/console/vendor/swagger-ui-dist"
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -46,12 +49,23 @@ class ConsoleFiles(StaticFiles):
         return response
 
 
-def install_console(app: FastAPI) -> None:
-    """Serve the console page at ``/`` and its assets under ``/console``."""
+def install_console(app: FastAPI, docs_url: str = "/docs") -> None:
+    """Serve the console page at ``/``, its assets under ``/console`` and Swagger UI at ``docs_url``
+    (create the app with ``docs_url=None`` so FastAPI does not add its CDN-loading page)."""
     files = ConsoleFiles()
 
     async def console_page(request: Request):
         return await files.get_response("index.html", request.scope)
 
+    async def swagger_ui():
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} API",
+            swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js", swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url="/console/favicon.svg",
+            # Swagger UI would otherwise send the schema to validator.swagger.io for a badge.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
     app.add_api_route("/", console_page, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_api_route(docs_url, swagger_ui, methods=["GET"], include_in_schema=False)
     app.mount("/console", files, name="console")

@@ -179,3 +179,12 @@ def test_export_gguf_q8_0_and_download_the_zip(console, make_completed_job, tmp_
     assert data[:4] == b"GGUF"
     assert hashlib.sha256(data).hexdigest() == shown_sha
     c.assert_clean()
+
+
+def test_api_docs_render_without_an_outside_request(console):
+    c = console()
+    c.page.goto(f"{c.api_url}/docs")
+    expect(c.page.locator(".swagger-ui .opblock").first).to_be_visible()
+    assert c.page.locator(".swagger-ui .opblock").count() > 10
+    c.shot("api-docs")
+    c.assert_clean()
