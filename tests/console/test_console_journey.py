@@ -24,9 +24,10 @@ FORM = {"num_epochs": "30", "learning_rate": "0.005", "max_length": "128", "lora
 ADVANCED = {"lora_dropout": "0"}
 
 
-def _watch_training(page, timeout_s: float = 600) -> tuple[set[float], set[int]]:
+def _watch_training(c, timeout_s: float = 600) -> tuple[set[float], set[int]]:
     """Read the live job page until it says completed: the progress values and loss-point counts
-    it showed while the job was running."""
+    it showed while the job was running (and a screenshot of it running)."""
+    page = c.page
     progress, points = set(), set()
     deadline = time.time() + timeout_s
     while time.time() < deadline:
@@ -34,6 +35,8 @@ def _watch_training(page, timeout_s: float = 600) -> tuple[set[float], set[int]]
         if status == "running":
             progress.add(page.locator("#job-overview progress").evaluate("p => p.value"))
             points.add(int(page.locator(".chart").first.get_attribute("data-points")))
+            if len(points - {0}) == 2:
+                c.shot("job-running")
         if status in ("completed", "failed", "cancelled"):
             assert status == "completed", page.locator("#job-message").inner_text()
             return progress, points
@@ -72,7 +75,7 @@ def test_console_journey_from_upload_to_download(console, api_url, tmp_path):
     expect(page).to_have_url(re.compile(f"#/jobs/{job_id}$"))
 
     # Watch it live, to completion.
-    progress, points = _watch_training(page)
+    progress, points = _watch_training(c)
     assert len(progress) >= 2 and len(points) >= 2 and max(points) > 0, (progress, points)
     expect(page.locator("#job-overview progress")).to_have_js_property("value", 100)
     loss_chart = page.locator(".chart").first
@@ -123,4 +126,41 @@ def test_console_journey_from_upload_to_download(console, api_url, tmp_path):
         blob = archive.read(gguf)
     assert blob[:4] == b"GGUF" and hashlib.sha256(blob).hexdigest() == sha
     c.shot("exports-trained")
+    c.assert_clean()
+
+
+@pytest.mark.slow
+def test_cancel_a_running_job_from_its_page(console, api_url, demo_dataset_id):
+    """Cancel (and, where the API has them, pause and resume first) from the job page."""
+    resp = httpx.post(f"{api_url}/api/start-finetuning", timeout=60, json={
+        "dataset_id": demo_dataset_id, "model_name": "sienn-tiny-gpt2", "config": {"num_epochs": 1000}})
+    assert resp.status_code == 200, resp.text
+    job_id = resp.json()["job_id"]
+    c = console()
+    c.open(f"/jobs/{job_id}")
+    status = c.page.locator("h1 [data-status]")
+    expect(status).to_have_attribute("data-status", "running", timeout=300_000)
+
+    # The jobs table shows it live, with its progress and time left.
+    c.open("/jobs")
+    row = c.page.locator(f"#jobs-table tr[data-job={job_id}]")
+    expect(row).to_have_attribute("data-status", "running")
+    expect(row.locator("td[data-label=ETA]")).to_have_text(re.compile(r"\d+ (s|min)|any moment"))
+    c.shot("jobs-running")
+    row.get_by_role("link", name=job_id).click()
+    paths = httpx.get(f"{api_url}/openapi.json").json()["paths"]
+    if "/api/jobs/{job_id}/pause" in paths and "/api/jobs/{job_id}/resume" in paths:
+        c.page.click("#pause-job")
+        expect(status).to_have_attribute("data-status", "paused", timeout=120_000)
+        c.shot("job-paused")
+        c.page.click("#resume-job")
+        expect(status).not_to_have_attribute("data-status", "paused", timeout=60_000)
+        expect(status).to_have_attribute("data-status", "running", timeout=300_000)
+    else:
+        expect(c.page.locator("#pause-job")).to_have_count(0)  # this API has no pause: no button
+    c.page.click("#cancel-job")
+    c.page.locator("dialog.confirm").get_by_role("button", name="Cancel job").click()
+    expect(status).to_have_attribute("data-status", "cancelled", timeout=120_000)
+    expect(c.page.locator("#cancel-job")).to_have_count(0)
+    assert httpx.get(f"{api_url}/api/jobs/{job_id}").json()["status"] == "cancelled"
     c.assert_clean()

@@ -57,6 +57,11 @@ def test_datasets_upload_report_drop_and_delete(console, api_url):
     expect(row).to_be_visible()
     c.shot("datasets")
 
+    # Each dataset has its own page with the full report.
+    row.get_by_role("link", name="dropped.jsonl").click()
+    expect(c.page.locator("h1")).to_have_text("dropped.jsonl")
+    expect(c.page.locator(".report [data-fact=samples]")).to_have_text("1")
+    c.page.go_back()
     row.get_by_role("button", name="Delete").click()
     c.page.locator("dialog.confirm").get_by_role("button", name="Delete").click()
     expect(c.page.locator("#dataset-list tr", has_text="dropped.jsonl")).to_have_count(0)

@@ -74,17 +74,29 @@ async function authorized(send) {
   }
 }
 
-/** A JSON request; resolves to the parsed answer, rejects with ApiError. */
+const RATE_LIMIT_RETRIES = 3;
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+/**
+ * A JSON request; resolves to the parsed answer, rejects with ApiError. A read refused with 429
+ * (rate limit) is sent again after the server's Retry-After, a few times, so live views recover.
+ */
 export async function api(path, { method = "GET", json, signal } = {}) {
-  const res = await authorized(() => fetch(path, {
-    method,
-    signal,
-    headers: headers(json === undefined ? {} : { "Content-Type": "application/json" }),
-    body: json === undefined ? undefined : JSON.stringify(json),
-  }));
-  const body = await readBody(res);
-  if (!res.ok) throw new ApiError(res.status, body);
-  return body;
+  for (let attempt = 0; ; attempt += 1) {
+    const res = await authorized(() => fetch(path, {
+      method,
+      signal,
+      headers: headers(json === undefined ? {} : { "Content-Type": "application/json" }),
+      body: json === undefined ? undefined : JSON.stringify(json),
+    }));
+    const body = await readBody(res);
+    if (res.ok) return body;
+    if (res.status === 429 && method === "GET" && attempt < RATE_LIMIT_RETRIES) {
+      await sleep(1000 * Math.min(30, Number(res.headers.get("Retry-After")) || 2));
+      continue;
+    }
+    throw new ApiError(res.status, body);
+  }
 }
 
 /** Like api(), but a 404 resolves to null (e.g. "no evaluation yet"). */

@@ -11,7 +11,9 @@ import { evaluationView } from "./evaluation.js";
 import { ACTIVE } from "./jobs.js";
 import { confirmDialog } from "./widgets.js";
 
-const POLL_MS = 1500;
+// Status every 2 s; history and events only when the job has changed since they were read, which
+// keeps a watched job well under the API's default rate limit (100 reads a minute per key).
+const POLL_MS = 2000;
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
 /** #/jobs/<id> */
@@ -47,20 +49,25 @@ export async function jobPage(main, ctx, jobId) {
 
   const actions = { canPause, canResume, refresh: () => poll() };
   let last = job;
+  let readAt = null; // the job's updated_at when history and events were last read
   let evaluationShown = false;
   const poll = async () => {
     try {
-      const [current, history, events] = await Promise.all([
-        api(`/api/jobs/${jobId}`), api(`/api/jobs/${jobId}/history`), api(`/api/jobs/${jobId}/events`),
-      ]);
+      const current = await api(`/api/jobs/${jobId}`);
       last = current;
       replace(slots.error);
       replace(slots.head, header(current, actions));
       replace(slots.overview, overview(current));
-      loss.update(history.points, TERMINAL.has(current.status));
-      lr.update(history.points, TERMINAL.has(current.status));
-      replace(slots.events, eventsTable(events.events));
-      replace(slots.config, configFacts(current));
+      if (current.updated_at !== readAt) {
+        const [history, events] = await Promise.all([
+          api(`/api/jobs/${jobId}/history`), api(`/api/jobs/${jobId}/events`),
+        ]);
+        readAt = current.updated_at;
+        loss.update(history.points, TERMINAL.has(current.status));
+        lr.update(history.points, TERMINAL.has(current.status));
+        replace(slots.events, eventsTable(events.events));
+        replace(slots.config, configFacts(current));
+      }
       if (!evaluationShown || current.phase === "evaluating" || !TERMINAL.has(current.status)) {
         const report = TERMINAL.has(current.status) || current.phase === "evaluating"
           ? await apiOrNull(`/api/jobs/${jobId}/evaluation`) : null;

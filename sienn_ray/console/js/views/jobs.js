@@ -5,7 +5,9 @@ import { every } from "../live.js";
 import { pager } from "./widgets.js";
 
 const PAGE_SIZES = [10, 20, 50, 100];
-const POLL_MS = 2000;
+const POLL_MS = 3000;
+// A job's full record (for its ETA) is read again at most this often, to stay within rate limits.
+const DETAIL_EVERY_MS = 10_000;
 export const ACTIVE = new Set(["pending", "running", "queued", "launching", "evaluating"]);
 
 /** #/jobs?status=&page= */
@@ -32,11 +34,12 @@ export async function jobsPage(main, ctx) {
       body));
 
   const query = `limit=${size}&offset=${(page - 1) * size}${status ? `&status=${status}` : ""}`;
+  const details = new Map();
   ctx.onLeave(every(POLL_MS, async () => {
     if (body.contains(document.activeElement) && document.activeElement !== body) return true; // keep keyboard focus
     try {
       const data = await api(`/api/jobs?${query}`);
-      const details = await activeDetails(data.jobs);
+      await readActiveDetails(data.jobs, details);
       replace(body, jobsTable(data.jobs, details), pager(data, page, size, (p) => ctx.navigate("/jobs", { status, size, page: p })));
       document.getElementById("jobs-updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
     } catch (err) {
@@ -46,11 +49,16 @@ export async function jobsPage(main, ctx) {
   }));
 }
 
-// The list answers summaries; the ETA of a job still working is in its full record.
-async function activeDetails(jobs) {
-  const active = jobs.filter((j) => ACTIVE.has(j.status) && j.estimated_completion === undefined);
-  const records = await Promise.all(active.map((j) => api(`/api/jobs/${j.job_id}`).catch(() => null)));
-  return new Map(records.filter(Boolean).map((r) => [r.job_id, r]));
+// The list answers summaries; the ETA of a job still working is in its full record, read again
+// when the job changed and the copy is older than DETAIL_EVERY_MS.
+async function readActiveDetails(jobs, details) {
+  const now = Date.now();
+  const stale = jobs.filter((j) => ACTIVE.has(j.status) && j.estimated_completion === undefined).filter((j) => {
+    const known = details.get(j.job_id);
+    return !known || (known.record.updated_at !== j.updated_at && now - known.at > DETAIL_EVERY_MS);
+  });
+  const records = await Promise.all(stale.map((j) => api(`/api/jobs/${j.job_id}`).catch(() => null)));
+  for (const record of records.filter(Boolean)) details.set(record.job_id, { record, at: now });
 }
 
 function jobsTable(jobs, details) {
@@ -66,7 +74,7 @@ function jobsTable(jobs, details) {
       label: "ETA",
       cell: (j) => {
         if (!ACTIVE.has(j.status)) return h("span", { class: "muted" }, "—");
-        const rec = details.get(j.job_id) || j;
+        const rec = details.has(j.job_id) ? details.get(j.job_id).record : j;
         return j.queue_position ? `#${j.queue_position} in queue` : eta(rec.estimated_completion);
       },
     },
