@@ -157,6 +157,17 @@ def test_playground_streams_the_tuned_model_and_its_base(console, make_completed
     assert {("job_id" in b, "model_name" in b) for b in bodies} == {(True, False), (False, True)}
     assert all(b["stream"] is True and b["max_length"] == 24 and b["temperature"] == 0 for b in bodies)
     c.shot("playground")
+
+    # A value the server refuses is marked at its field; text that is no number never leaves.
+    c.page.fill("[data-field=temperature] input", "5")
+    c.page.click("#pg-generate")
+    expect(c.page.locator("[data-field=temperature] .field-error")).to_contain_text("less than or equal to 2")
+    c.page.fill("[data-field=temperature] input", "")
+    c.page.locator("[data-field=temperature] input").press_sequentially("e")
+    sent = len(c.posts("/api/test-model"))
+    c.page.click("#pg-generate")
+    expect(c.page.locator("[data-field=temperature] .field-error")).to_have_text("Enter a number.")
+    assert len(c.posts("/api/test-model")) == sent
     c.assert_clean()
 
 

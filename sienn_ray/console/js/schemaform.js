@@ -166,6 +166,21 @@ export function fieldFor(doc, name, s, options) {
     : scalarField(name, s, options);
 }
 
+/**
+ * Mark number fields holding text that is not a number (the browser reports those as empty, so
+ * they would silently fall back to the default). Returns how many were marked.
+ */
+export function markUnreadable(fields) {
+  let bad = 0;
+  for (const f of fields.flatMap((x) => [x, ...(x.children || [])])) {
+    if (f.input.validity && f.input.validity.badInput) {
+      f.setError("Enter a number.");
+      bad += 1;
+    }
+  }
+  return bad;
+}
+
 /** The values to send from a list of fields ({name: value} without defaults). */
 export function readFields(fields) {
   const out = {};

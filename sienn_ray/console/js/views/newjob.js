@@ -2,7 +2,7 @@
 // picked from the API, an estimate, and every problem of a refused request shown at its field.
 import { api, ApiError, openapi } from "../api.js";
 import { card, errorBox, formatBytes, formatNumber, h, plural, replace, toast } from "../dom.js";
-import { deref, fieldFor, normalize, placeErrors, properties, readFields } from "../schemaform.js";
+import { deref, fieldFor, markUnreadable, normalize, placeErrors, properties, readFields } from "../schemaform.js";
 
 // Shown first, in this order; every other TrainingConfig field goes under "Advanced", so fields
 // the server adds later appear there without a change here.
@@ -67,8 +67,13 @@ export async function newJobPage(main, ctx) {
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    submit.disabled = true;
     replace(formError);
+    placeErrors({ ...byName, ...top }, []);
+    if (markUnreadable(fields)) {
+      form.querySelector("[aria-invalid=true]").focus();
+      return;
+    }
+    submit.disabled = true;
     const body = { dataset_id: datasetSelect.value, model_name: modelSelect.value, config: readFields(fields) };
     try {
       const job = await api("/api/start-finetuning", { method: "POST", json: body });

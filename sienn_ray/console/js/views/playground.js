@@ -2,7 +2,7 @@
 // token by token from POST /api/test-model (stream: true) with the sampling controls of its schema.
 import { api, openapi, streamEvents } from "../api.js";
 import { card, errorText, formatNumber, h, replace } from "../dom.js";
-import { deref, normalize, readFields, scalarField } from "../schemaform.js";
+import { deref, markUnreadable, normalize, placeErrors, readFields, scalarField } from "../schemaform.js";
 
 const SAMPLING = ["max_length", "temperature", "top_p", "top_k", "repetition_penalty", "seed", "stop"];
 const LABELS = { max_length: "Max new tokens", top_p: "Top p", top_k: "Top k", repetition_penalty: "Repetition penalty", stop: "Stop strings" };
@@ -68,6 +68,12 @@ export async function playgroundPage(main, ctx) {
       prompt.focus();
       return;
     }
+    placeErrors(Object.fromEntries(sampling.map((f) => [f.name, f])), []);
+    if (markUnreadable(sampling)) {
+      form.querySelector("details.advanced").open = true;
+      form.querySelector("[aria-invalid=true]").focus();
+      return;
+    }
     const [kind, id] = target.value.split(/:(.*)/);
     const common = { prompt: prompt.value, input: input.value, ...readFields(sampling), stream: true };
     const asks = [[kind === "job" ? "Fine-tuned" : "Base model", id, kind === "job" ? { job_id: id } : { model_name: id }]];
@@ -75,7 +81,11 @@ export async function playgroundPage(main, ctx) {
     controllers = asks.map(() => new AbortController());
     run.disabled = true;
     stop.disabled = false;
-    replace(panes, ...asks.map(([title, name, who], i) => answerPane(title, name, { ...common, ...who }, controllers[i].signal)));
+    const refused = (err) => {
+      const rest = placeErrors(Object.fromEntries(sampling.map((f) => [f.name, f])), err.errors, ["body."]);
+      if (rest.length < err.errors.length) form.querySelector("details.advanced").open = true;
+    };
+    replace(panes, ...asks.map(([title, name, who], i) => answerPane(title, name, { ...common, ...who }, controllers[i].signal, refused)));
     await Promise.allSettled([...panes.children].map((p) => p.done));
     run.disabled = false;
     stop.disabled = true;
@@ -86,7 +96,8 @@ export async function playgroundPage(main, ctx) {
   form, panes);
 }
 
-function answerPane(title, name, body, signal) {
+// One answer, streamed into its pane; a 400 is also handed to `onRefused` (to mark the fields).
+function answerPane(title, name, body, signal, onRefused) {
   const text = h("pre", { class: "output", "aria-live": "polite", "data-output": body.job_id ? "tuned" : "base" });
   const stats = h("p", { class: "muted small pane-stats" }, "Waiting for the first token…");
   const pane = h("section", { class: "card pane", "aria-label": `${title} answer` },
@@ -111,6 +122,7 @@ function answerPane(title, name, body, signal) {
   }, signal).catch((err) => {
     stats.textContent = err.name === "AbortError" ? "Stopped." : `Error: ${errorText(err)}`;
     if (err.name !== "AbortError") stats.classList.add("error");
+    if (err.status === 400 && err.errors.length) onRefused(err);
   });
   return pane;
 }
