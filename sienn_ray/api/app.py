@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from .console import install_console
 from .errors import install_error_handlers
 from .routes import datasets, exports, health, inference, jobs, models, openai_compat
 
@@ -15,8 +16,10 @@ def create_app() -> FastAPI:
         title="sienn-ray",
         version=API_VERSION,
         description="LoRA fine-tuning on Ray: datasets, training jobs, inference and export.",
+        docs_url=None, redoc_url=None,  # install_console serves /docs from vendored files, not a CDN
     )
     install_error_handlers(app)
     for module in (health, models, datasets, jobs, inference, openai_compat, exports):
         app.include_router(module.router)
+    install_console(app)
     return app
