@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from .errors import install_error_handlers
-from .routes import datasets, exports, health, inference, jobs, models, openai_compat
+from .routes import datasets, evaluation, exports, health, inference, jobs, models, openai_compat
 
 API_VERSION = "0.1.0"
 
@@ -17,6 +17,7 @@ def create_app() -> FastAPI:
         description="LoRA fine-tuning on Ray: datasets, training jobs, inference and export.",
     )
     install_error_handlers(app)
-    for module in (health, models, datasets, jobs, inference, openai_compat, exports):
+    # evaluation before jobs: /api/jobs/compare must not be taken for the job id "compare".
+    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports):
         app.include_router(module.router)
     return app
