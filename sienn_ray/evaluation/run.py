@@ -94,7 +94,8 @@ def run_evaluation(spec: EvaluationSpec) -> EvaluationReport:
 
     def both_passes(model) -> tuple[tuple[float, int], list[Answer]]:
         loss = held_out_loss(model, examples, pad_id, spec.batch_size)
-        answers = generate_answers(model, tokenizer, template, cases, spec.max_new_tokens, spec.batch_size, context)
+        answers = generate_answers(model, tokenizer, template, cases, spec.max_new_tokens,
+                                   spec.generation_batch_size, context)
         log.info("evaluation of %s: pass done after %.1f s", spec.job_id, time.monotonic() - clock)
         return loss, answers
 

@@ -32,7 +32,10 @@ class EvaluationSpec(Strict):
                               description="Rows answered greedily by both models and scored")
     max_new_tokens: int = Field(128, ge=1, le=4096, description="Token budget of each generated answer")
     max_length: int = Field(512, ge=8, description="The job's max_length: examples are truncated as in training")
-    batch_size: int = Field(8, ge=1, le=512, description="Examples per forward pass (loss and generation)")
+    batch_size: int = Field(8, ge=1, le=512, description="Examples per forward pass of the loss (the job's)")
+    generation_batch_size: int = Field(
+        32, ge=1, le=512, description="Rows answered together; a batch decodes until its longest answer ends, "
+        "so one batch for all samples is fastest on a CPU (weights are read once per step)")
     use_gpu: bool = Field(False, description="Run on one GPU (as the job trained), else on one CPU")
 
 

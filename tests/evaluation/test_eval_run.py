@@ -93,9 +93,9 @@ def test_batched_generation_answers_as_one_row_at_a_time(llama_path, tmp_path_fa
     adapter = str(make_random_adapter(llama_path, tmp_path_factory.mktemp("eval-llama"), seed=3))
     rows = [0, 2, 4, 12]  # with and without an input field: four prompt lengths
     alone = run_evaluation(_spec(llama_path, adapter, demo_file, rows=rows, eval_samples=4, max_new_tokens=8,
-                                 batch_size=1))
+                                 batch_size=1, generation_batch_size=1))
     batched = run_evaluation(_spec(llama_path, adapter, demo_file, rows=rows, eval_samples=4, max_new_tokens=8,
-                                   batch_size=4))
+                                   batch_size=4, generation_batch_size=4))
     assert [(r.base_output, r.tuned_output) for r in batched.rows] == \
         [(r.base_output, r.tuned_output) for r in alone.rows]
     assert batched.tuned.eval_loss == pytest.approx(alone.tuned.eval_loss, rel=1e-5)
