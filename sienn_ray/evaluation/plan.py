@@ -16,12 +16,15 @@ from ..train.inputs import count_rows, split_rows
 from ..train.spec import effective_validation_split
 
 
-def spec_for_job(job: JobRecord, dataset_path: str | Path, *, eval_dataset_path: str | Path | None = None,
-                 eval_samples: int = DEFAULT_EVAL_SAMPLES, max_new_tokens: int = 128) -> EvaluationSpec | None:
-    """The evaluation of ``job`` (trained on ``dataset_path``), or None when it has nothing held out.
+def spec_for_job(job: JobRecord, dataset_path: str | Path | None = None, *,
+                 eval_dataset_path: str | Path | None = None, eval_samples: int = DEFAULT_EVAL_SAMPLES,
+                 max_new_tokens: int = 128) -> EvaluationSpec | None:
+    """The evaluation of ``job``, or None when it has nothing held out.
 
-    An eval dataset, when given, is used whole; otherwise the job's validation split of its dataset.
+    An eval dataset, when given, is used whole; otherwise the job's validation split of the dataset
+    it trained on (``dataset_path``, default: the stored dataset of ``job.dataset_id``).
     """
+    dataset_path = dataset_path or paths.dataset_data(job.dataset_id)
     cfg = job.config
     common = dict(job_id=job.job_id, base_model_path=job.model_path,
                   adapter_path=job.adapter_path or str(paths.job_adapter(job.job_id)), eval_samples=eval_samples,

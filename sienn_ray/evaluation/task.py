@@ -29,7 +29,7 @@ def _evaluate(spec: dict) -> dict:
 def evaluate_job(spec: EvaluationSpec, timeout_s: float | None = None) -> EvaluationSummary:
     """Evaluate a trained job on the cluster and wait for the outcome (the job runner calls this)."""
     started, clock = utcnow(), time.monotonic()
-    options = {"name": f"evaluate-{spec.job_id}"} | ({"num_cpus": 0, "num_gpus": 1} if spec.use_gpu else {})
+    options = {"name": f"evaluate-{spec.job_id}"} | ({"num_gpus": 1} if spec.use_gpu else {})
     ref = _evaluate.options(**options).remote(spec.model_dump(mode="json"))
     try:
         return EvaluationSummary.model_validate(ray.get(ref, timeout=timeout_s))
