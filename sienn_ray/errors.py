@@ -72,6 +72,11 @@ class JobStateConflict(SiennError):
     status_code = 409
 
 
+class EvaluationNotFound(SiennError):
+    error_code = "EVALUATION_NOT_FOUND"
+    status_code = 404
+
+
 class ModelNotFound(SiennError):
     error_code = "MODEL_NOT_FOUND"
     status_code = 404

@@ -62,6 +62,11 @@ def job_adapter(job_id: str) -> Path:
     return job_dir(job_id) / "adapter"
 
 
+def job_evaluation(job_id: str) -> Path:
+    """The job's evaluation report (base vs tuned), written once after training."""
+    return job_dir(job_id) / "evaluation.json"
+
+
 def exports_dir() -> Path:
     return home() / "exports"
 

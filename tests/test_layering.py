@@ -12,7 +12,7 @@ import sienn_ray
 RAY_GLUE = ("sienn_ray.api", "sienn_ray.jobs.registry", "sienn_ray.jobs.runner", "sienn_ray.jobs.launcher",
             "sienn_ray.jobs.client", "sienn_ray.train.launch", "sienn_ray.train.worker", "sienn_ray.train.report",
             "sienn_ray.inference.deployment", "sienn_ray.export.task", "sienn_ray.cli", "sienn_ray.ops",
-            "sienn_ray.__main__")
+            "sienn_ray.__main__", "sienn_ray.evaluation.task")
 
 
 def _pure_modules() -> list[str]:
@@ -26,6 +26,7 @@ def _pure_modules() -> list[str]:
 def test_pure_modules_import_with_ray_unimportable():
     modules = _pure_modules()
     assert "sienn_ray.data.templates" in modules and "sienn_ray.store" in modules
+    assert "sienn_ray.evaluation.run" in modules and "sienn_ray.evaluation.metrics" in modules
     code = (
         "import sys\n"
         "class Block:\n"

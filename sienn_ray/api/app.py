@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from .console import install_console
 from .errors import install_error_handlers
-from .routes import datasets, exports, health, inference, jobs, models, openai_compat
+from .routes import datasets, evaluation, exports, health, inference, jobs, models, openai_compat
 
 API_VERSION = "0.1.0"
 
@@ -19,7 +19,8 @@ def create_app() -> FastAPI:
         docs_url=None, redoc_url=None,  # install_console serves /docs from vendored files, not a CDN
     )
     install_error_handlers(app)
-    for module in (health, models, datasets, jobs, inference, openai_compat, exports):
+    # evaluation before jobs: /api/jobs/compare must not be taken for the job id "compare".
+    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports):
         app.include_router(module.router)
     install_console(app)
     return app
