@@ -1,107 +1,191 @@
-"""How each row picks its next token and where its answer ends: plain Python, no Ray.
+"""Every row's next token in one pass over the batch: torch only, no Ray.
 
-Every row of a batch keeps its own ``SamplingParams``, seed and stop strings,
-so these work on one row's logits and text at a time.
+Each row of a batch keeps its own temperature, top-p, top-k, repetition penalty
+and seed. They are held as per-row tensors next to the batch (``RowSampling``),
+so a decode step is a few tensor operations whatever the batch size, not a
+Python loop over rows.
+
+Two properties matter more than speed:
+
+* Any value the schema accepts samples (temperature 1e-45, a denormal; a
+  repetition penalty of 1e-300): the arithmetic is arranged so that it can give
+  ``-inf`` but never NaN. A row that still cannot be sampled (the model gave NaN)
+  fails alone, and if the batched pass raises at all, the rows are retried one
+  by one so that only the row that raises fails.
+* Same seed, same text, whatever the batch mates: each row draws one uniform
+  number per step from its own generator, and every cut (top-k, top-p) and the
+  draw itself are made from that row's own values in a fixed order (thresholds
+  on sorted values, then the inverse CDF in vocabulary order), never from the
+  order in which a sort happened to place ties.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
-from ..data.templates import PromptTemplate
-from ..errors import BadRequest
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How to pick tokens. ``temperature == 0`` is greedy; ``top_k == 0`` disables top-k."""
-
-    max_new_tokens: int | None = 200  # None: until EOS or the end of the context
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        problems = []
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            problems.append("max_new_tokens must be >= 1")
-        if self.temperature < 0:
-            problems.append("temperature must be >= 0")
-        if not 0 < self.top_p <= 1:
-            problems.append("top_p must be in (0, 1]")
-        if self.top_k < 0:
-            problems.append("top_k must be >= 0")
-        if self.repetition_penalty <= 0:
-            problems.append("repetition_penalty must be > 0")
-        if any(not s for s in self.stop):
-            problems.append("stop strings must not be empty")
-        if problems:
-            raise BadRequest("Invalid sampling parameters", errors=problems)
+from ..schemas.generation import SamplingParams
 
 
-def pick_token(logits, params: SamplingParams, seen: list[int], generator: Any) -> int:
-    """Repetition penalty over ``seen``, then greedy or temperature/top-k/top-p sampling with ``generator``."""
+class SamplingFailed(RuntimeError):
+    """A row whose logits cannot be sampled (NaN, or every token impossible)."""
+
+
+@dataclass
+class RowSampling:
+    """Sampling parameters of the rows of one batch, as tensors indexed by row."""
+
+    temperature: Any  # [B] float64; 0 is greedy
+    top_p: Any  # [B] float32
+    top_k: Any  # [B] int64; 0 is off
+    penalty: Any  # [B] float32
+    presence: Any  # [B, V] bool: token already in the row's prompt or output (repetition penalty)
+    generators: list  # one torch.Generator per row, seeded once
+
+    @classmethod
+    def build(cls, params: Sequence[SamplingParams], seeds: Sequence[int], prompts: Sequence[Sequence[int]],
+              vocab: int, device) -> "RowSampling":
+        """State for new rows: ``prompts`` are the prompt token ids (the repetition penalty sees them)."""
+        import torch
+
+        presence = torch.zeros((len(params), vocab), dtype=torch.bool, device=device)
+        for i, ids in enumerate(prompts):
+            known = torch.tensor([t for t in ids if 0 <= t < vocab], dtype=torch.long, device=device)
+            presence[i, known] = True
+        return cls(
+            temperature=torch.tensor([p.temperature for p in params], dtype=torch.float64, device=device),
+            top_p=torch.tensor([p.top_p for p in params], dtype=torch.float32, device=device),
+            top_k=torch.tensor([p.top_k for p in params], dtype=torch.long, device=device),
+            penalty=torch.tensor([p.repetition_penalty for p in params], dtype=torch.float32, device=device),
+            presence=presence,
+            generators=[torch.Generator().manual_seed(seed) for seed in seeds],
+        )
+
+    def select(self, keep: list[int]) -> None:
+        """Keep only the rows at ``keep`` (finished rows leave the batch)."""
+        import torch
+
+        index = torch.tensor(keep, dtype=torch.long, device=self.presence.device)
+        for name in ("temperature", "top_p", "top_k", "penalty", "presence"):
+            setattr(self, name, getattr(self, name)[index])
+        self.generators = [self.generators[i] for i in keep]
+
+    def extend(self, other: "RowSampling") -> None:
+        """Append ``other``'s rows (newcomers joining the batch)."""
+        import torch
+
+        for name in ("temperature", "top_p", "top_k", "penalty", "presence"):
+            setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
+        self.generators = self.generators + other.generators
+
+    def pick(self, logits) -> tuple[Any, dict[int, Exception]]:
+        """Each row's next token ([B] int64, on the logits' device) and the rows that failed, by index."""
+        import torch
+
+        uniforms = self._uniforms()
+        try:
+            tokens, bad = _pick(logits, self.temperature, self.top_p, self.top_k, self.penalty, self.presence,
+                                uniforms)
+        except Exception:  # noqa: BLE001 - find the row that raises; every other row still gets its token
+            return self._pick_one_by_one(logits, uniforms)
+        failures = {int(i): SamplingFailed("The model produced logits that cannot be sampled")
+                    for i in bad.nonzero().flatten().tolist()}
+        self._observe(tokens)
+        return tokens, failures
+
+    def _uniforms(self):
+        """One draw per sampling row from its own generator (greedy rows draw nothing)."""
+        import torch
+
+        hot = (self.temperature > 0).tolist()
+        values = [float(torch.rand((), generator=g, dtype=torch.float64)) if h else 0.0
+                  for h, g in zip(hot, self.generators)]
+        return torch.tensor(values, dtype=torch.float64, device=self.presence.device)
+
+    def _pick_one_by_one(self, logits, uniforms):
+        import torch
+
+        tokens = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        failures: dict[int, Exception] = {}
+        for i in range(logits.shape[0]):
+            row = slice(i, i + 1)
+            try:
+                token, bad = _pick(logits[row], self.temperature[row], self.top_p[row], self.top_k[row],
+                                   self.penalty[row], self.presence[row], uniforms[row])
+            except Exception as err:  # noqa: BLE001 - this row's error goes to this row's caller
+                failures[i] = err
+                continue
+            if bool(bad[0]):
+                failures[i] = SamplingFailed("The model produced logits that cannot be sampled")
+            tokens[i] = token[0]
+        self._observe(tokens)
+        return tokens, failures
+
+    def _observe(self, tokens) -> None:
+        import torch
+
+        self.presence[torch.arange(tokens.shape[0], device=tokens.device), tokens] = True
+
+
+def _pick(logits, temperature, top_p, top_k, penalty, presence, uniforms):
+    """Penalty, then greedy rows by argmax and sampling rows by ``_sample``; returns (tokens, bad rows)."""
     import torch
 
-    if params.repetition_penalty != 1.0:
-        ids = torch.tensor(sorted(set(seen)), dtype=torch.long)
-        scores = logits[ids]
-        logits = logits.clone()
-        logits[ids] = torch.where(scores < 0, scores * params.repetition_penalty,
-                                   scores / params.repetition_penalty)
-    if params.temperature == 0:
-        return int(torch.argmax(logits))
-    logits = logits / params.temperature
-    if 0 < params.top_k < logits.numel():
-        kth = torch.topk(logits, params.top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    if params.top_p < 1.0:
-        ordered, order = torch.sort(logits, descending=True)
-        cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
-        drop = cumulative - torch.softmax(ordered, dim=-1) >= params.top_p  # keep the token that crosses top_p
-        logits = logits.clone()
-        logits[order[drop]] = -math.inf
-    probs = torch.softmax(logits, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    logits = logits.float()
+    if bool((penalty != 1).any()):
+        p = penalty[:, None]
+        logits = torch.where(presence, torch.where(logits < 0, logits * p, logits / p), logits)
+    # A tiny penalty can push a logit to +inf; as the largest float it stays the favourite without NaN later.
+    logits = logits.clamp(max=torch.finfo(logits.dtype).max)
+    bad = logits.isnan().any(-1) | (logits.amax(-1) == -math.inf)
+    logits = logits.masked_fill(bad[:, None], 0.0)  # a bad row gets a harmless token; its caller gets an error
+    tokens = logits.argmax(-1)
+    hot = (temperature > 0).nonzero().flatten()
+    if hot.numel():
+        tokens[hot] = _sample(logits[hot], temperature[hot], top_p[hot], top_k[hot], uniforms[hot])
+    return tokens, bad
 
 
-def find_stop(text: str, stops: tuple[str, ...], sent: int) -> int | None:
-    """Index where the earliest stop string starts, searching only text not yet streamed."""
-    found = None
-    for stop in stops:
-        index = text.find(stop, max(0, sent - len(stop) + 1))
-        if index != -1 and (found is None or index < found):
-            found = index
-    return found
+def _sample(logits, temperature, top_p, top_k, uniforms):
+    """Temperature, then top-k, then top-p, then one inverse-CDF draw per row."""
+    import torch
+
+    vocab = logits.shape[-1]
+    x = logits - logits.amax(-1, keepdim=True)  # the best token at 0, every other below: exp() cannot overflow
+    # In float64 a denormal temperature is still > 0; x <= 0, so x / t is finite or -inf, never NaN.
+    x = (x.double() / temperature[:, None]).float()
+    k = torch.where((top_k > 0) & (top_k < vocab), top_k, torch.full_like(top_k, vocab))
+    cut_k, cut_p = k < vocab, top_p < 1
+    rows = (cut_k | cut_p).nonzero().flatten()
+    if rows.numel():
+        x[rows] = _nucleus(x[rows], k[rows], cut_k[rows], top_p[rows], cut_p[rows])
+    weights = x.exp()
+    cumulative = weights.cumsum(-1)  # vocabulary order: the draw never depends on how a sort placed ties
+    target = (uniforms * cumulative[:, -1].double()).float()
+    picked = torch.searchsorted(cumulative, target[:, None], right=True).squeeze(1)
+    # Rounding can put the target on the very end; the last token that can be drawn is the answer then.
+    last = vocab - 1 - (weights > 0).flip(-1).int().argmax(-1)
+    return torch.minimum(picked, last)
 
 
-def safe_length(text: str, stops: tuple[str, ...]) -> int:
-    """How much of ``text`` can be shown: hold back a possible stop-string prefix or a split character."""
-    end = len(text)
-    while end and text[end - 1] == "\ufffd":  # an incomplete UTF-8 sequence: wait for its other bytes
-        end -= 1
-    hold = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, end), 0, -1):
-            if text.endswith(stop[:size], 0, end):
-                hold = max(hold, size)
-                break
-    return end - hold
+def _nucleus(x, k, cut_k, top_p, cut_p):
+    """Mask tokens below the k-th value (top-k) and outside the top-p mass of the survivors (top-p)."""
+    import torch
+
+    width = int(k.max())
+    values = x.topk(width, dim=-1).values if width < x.shape[-1] else x.sort(dim=-1, descending=True).values
+    kth = values.gather(1, (k - 1)[:, None]).squeeze(1)
+    threshold = torch.where(cut_k, kth, torch.full_like(kth, -math.inf))
+    # Sorted values, so this row's cut depends only on its own values (a prefix sum, whatever ``width``).
+    weights = torch.where(torch.arange(width, device=x.device)[None, :] < k[:, None], values.exp(),
+                          torch.zeros_like(values))
+    cumulative = weights.cumsum(-1)
+    total = cumulative.gather(1, (k - 1)[:, None])
+    kept = ((cumulative - weights) < top_p[:, None] * total).sum(-1).clamp(min=1)
+    pth = values.gather(1, (kept - 1)[:, None]).squeeze(1)
+    threshold = torch.where(cut_p, torch.maximum(threshold, pth), threshold)
+    return x.masked_fill(x < threshold[:, None], -math.inf)
 
 
-def single_token_ids(tokenizer, template: PromptTemplate | None) -> frozenset[int]:
-    """Template stop strings that are one token (e.g. ``<|im_end|>``): stop on the id itself."""
-    ids = set()
-    for text in (template.stop_strings if template else []) + ([template.eos_token] if template else []):
-        encoded = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(encoded) == 1:
-            ids.add(encoded[0])
-    return frozenset(ids)
-
-
-__all__ = ["SamplingParams", "find_stop", "pick_token", "safe_length", "single_token_ids"]
+__all__ = ["RowSampling", "SamplingFailed"]
