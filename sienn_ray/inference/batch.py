@@ -24,7 +24,7 @@ class Row:
     req: Request
     slot: int  # LoraBank slot; 0 is the bare base
     prompt_ids: list[int]
-    budget: int  # new tokens this row may still add, already lowered to what fits in the context
+    budget: int  # the most new tokens this row may generate, already lowered to what fits in the context
     stop_ids: frozenset[int]  # token ids that end the answer (EOS, one-token template stops)
     seed: int
     text: TextStream

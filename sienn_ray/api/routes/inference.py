@@ -27,8 +27,8 @@ from ...inference.deployment import overloaded
 from ...jobs.client import unwrap_domain_error
 from ...models.resolve import resolve_model
 from ...schemas.inference_call import InferenceResult
-from ...schemas.test_model import TestModelRequest, TestModelResponse
 from ...schemas.jobs import JobStatus
+from ...schemas.test_model import TestModelRequest, TestModelResponse
 from ..deps import Services, ServicesDep, known_id
 
 router = APIRouter(tags=["inference"])
