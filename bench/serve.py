@@ -1,6 +1,7 @@
 """Benchmark serving: the real Serve app against in-process generation, in one run on one model.
 
-    python bench/serve.py [--model sienn-tiny-gpt2] [--tokens 64] [--requests 32] [--clients 8]
+    python bench/serve.py [--model NAME_OR_PATH] [--tokens 64] [--requests 32] [--clients 8]
+                          [--sections latency,throughput,lengths,reference] [--lengths 32,128,256] [--gguf F16.gguf]
 
 Starts a private Ray + Serve (the same application graph as ``make up``, in a
 temporary SIENN_HOME), creates 8 completed jobs with random LoRA adapters on
@@ -18,6 +19,11 @@ table: random adapters rarely emit it, and every count is checked):
   (mixed-adapter batches) and with one client. Goal: >= 0.8.
 * S3 batching: throughput of ``--clients`` concurrent clients / one client
   sending the same requests one after another. Goal: >= 2.0.
+* S4 output length: tokens/s at each of ``--lengths`` new tokens, one request
+  alone in-process and ``--clients`` at once over HTTP; next to it, plain
+  transformers ``generate`` (base + adapter, in this process) and, with
+  ``--gguf``, llama.cpp on a GGUF of the same base. Goal: tokens/s does not fall
+  with output length (a decode step's cost must not grow with the text so far).
 * Reference, what the original project did: load base + adapter from disk for
   every request, then generate (in this process).
 
@@ -39,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PROMPT = "Explain what recursion is in programming"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # serve_lengths.py, next to this file
 
 
 def free_port() -> int:
@@ -118,10 +125,10 @@ class Api:
         latency, body = self.ask_full(job_id)
         return latency, body["tokens_generated"]
 
-    def ask_full(self, job_id: str) -> tuple[float, dict]:
+    def ask_full(self, job_id: str, prompt: str = PROMPT, tokens: int | None = None) -> tuple[float, dict]:
         started = time.perf_counter()
         resp = self.client().post(f"{self.url}/api/test-model", json={
-            "job_id": job_id, "prompt": PROMPT, "max_length": self.tokens, "temperature": 0})
+            "job_id": job_id, "prompt": prompt, "max_length": tokens or self.tokens, "temperature": 0})
         elapsed = time.perf_counter() - started
         if resp.status_code != 200:
             raise RuntimeError(f"test-model failed: {resp.status_code} {resp.text}")
@@ -205,10 +212,12 @@ def run(args) -> dict:
     import ray
     from ray import serve
 
+    from serve_lengths import s4_output_lengths
+
     from sienn_ray.api.ingress import build_app
     from sienn_ray.inference.engine import InferenceEngine
     from sienn_ray.inference.request import ModelRef, PromptSpec
-    from sienn_ray.inference.sampling import SamplingParams
+    from sienn_ray.schemas.generation import SamplingParams
     from sienn_ray.jobs.client import RegistryClient
     from sienn_ray.settings import get_settings
 
@@ -237,23 +246,40 @@ def run(args) -> dict:
     engine_call = lambda: engine.generate(ref, PromptSpec(text=PROMPT), params)  # noqa: E731
     engine_call()
 
-    n, c = args.requests, args.clients
+    n, c, sections = args.requests, args.clients, set(args.sections.split(","))
     per_client = max(1, n // c)
-    s1 = s1_overhead(api, engine_call, jobs[0], n)
+    result: dict = {"model": args.model, "new_tokens": args.tokens, "requests": n, "clients": c,
+                    "torch_threads": args.threads, "repeats": args.repeats}
+    if "latency" in sections:
+        result["S1_latency"] = s1_overhead(api, engine_call, jobs[0], n)
+    if "lengths" in sections:
+        lengths = [int(v) for v in args.lengths.split(",")]
+        result["S4_output_length"] = s4_output_lengths(
+            api, jobs[0], engine, ref, lambda length: SamplingParams(max_new_tokens=length, temperature=0),
+            record.model_path, record.adapter_path, lengths, c, args.repeats, args.gguf, args.threads)
     engine.close()
-    runs = best_of(args.repeats, {
+    if "throughput" in sections:
+        result.update(s2_s3_throughput(api, jobs, n, c, per_client, args.repeats))
+    if "reference" in sections:
+        reference = load_per_request(record.model_path, record.adapter_path, args.tokens, max(3, n // 8))
+        if "S3_batching" in result:
+            served = result["S3_batching"]
+            for name, key in (("sequential", "speedup_sequential"), ("concurrent", "speedup_concurrent")):
+                reference[key] = round(served[name]["tokens_per_s"] / reference["tokens_per_s"], 1)
+        result["reference_load_per_request"] = reference
+    return result
+
+
+def s2_s3_throughput(api: Api, jobs: list[str], n: int, c: int, per_client: int, repeats: int) -> dict:
+    """S2 (adapter switching) and S3 (batching) from the same four interleaved runs."""
+    runs = best_of(repeats, {
         "one_seq": lambda: throughput(api, [[jobs[0]] * n]),
         "many_seq": lambda: throughput(api, [[jobs[k % 8] for k in range(n)]]),
         "one_conc": lambda: throughput(api, [[jobs[0]] * per_client for _ in range(c)]),
         "many_conc": lambda: throughput(api, [[jobs[(i + k) % 8] for k in range(per_client)] for i in range(c)]),
     })
     one_seq, many_seq, one_conc, many_conc = (runs[k] for k in ("one_seq", "many_seq", "one_conc", "many_conc"))
-    reference = load_per_request(record.model_path, record.adapter_path, args.tokens, max(3, n // 8))
-    served_seq = one_seq["tokens_per_s"]
     return {
-        "model": args.model, "new_tokens": args.tokens, "requests": n, "clients": c, "torch_threads": args.threads,
-        "repeats": args.repeats,
-        "S1_latency": s1,
         "S2_adapters": {
             "concurrent_one_adapter": one_conc, "concurrent_8_adapters": many_conc,
             "ratio_concurrent": round(many_conc["tokens_per_s"] / one_conc["tokens_per_s"], 3),
@@ -263,27 +289,28 @@ def run(args) -> dict:
         },
         "S3_batching": {
             "sequential": one_seq, "concurrent": one_conc,
-            "ratio": round(one_conc["tokens_per_s"] / served_seq, 3), "goal_ratio": 2.0,
-        },
-        "reference_load_per_request": {
-            **reference,
-            "served_sequential_p50_ms": s1["http_p50_ms"],
-            "speedup_sequential": round(served_seq / reference["tokens_per_s"], 1),
-            "speedup_concurrent": round(one_conc["tokens_per_s"] / reference["tokens_per_s"], 1),
+            "ratio": round(one_conc["tokens_per_s"] / one_seq["tokens_per_s"], 3), "goal_ratio": 2.0,
         },
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="sienn-tiny-gpt2")
+    parser.add_argument("--model", default="sienn-tiny-gpt2", help="a base model name or a local model folder")
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     parser.add_argument("--requests", type=int, default=32, help="requests per measurement")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients for S2/S3")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, in the replica and in-process")
     parser.add_argument("--repeats", type=int, default=3, help="throughput runs per measurement (best kept)")
+    parser.add_argument("--sections", default="latency,throughput,lengths,reference",
+                        help="comma-separated: latency (S1), throughput (S2+S3), lengths (S4), reference")
+    parser.add_argument("--lengths", default="32,128,256", help="S4: output lengths in new tokens")
+    parser.add_argument("--gguf", default=None, help="S4: a GGUF of the same base to run with llama.cpp")
     args = parser.parse_args()
 
+    if Path(args.model).is_dir():  # a local model folder: add its parent to the allowed model roots
+        roots = [os.environ.get("SIENN_MODEL_DIRS"), str(Path(args.model).resolve().parent)]
+        os.environ["SIENN_MODEL_DIRS"] = os.pathsep.join(r for r in roots if r)
     home = Path(tempfile.mkdtemp(prefix="sienn-bench-serve-"))
     os.environ["SIENN_HOME"] = str(home)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -7,6 +7,8 @@ rebuilds them from their constructor arguments.
 
 from __future__ import annotations
 
+import math
+
 
 class SiennError(Exception):
     """Base class: a message for the user, a stable code and an HTTP status."""
@@ -22,6 +24,12 @@ class SiennError(Exception):
 
     def __reduce__(self):
         return (_rebuild, (type(self), self.detail, self.errors, self.extra))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers to answer with: ``Retry-After`` (whole seconds) when the error says when to retry."""
+        retry_after = self.extra.get("retry_after")
+        return {} if retry_after is None else {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
     def to_body(self) -> dict:
         """Extra fields the API adds to the spec's error body (besides detail/code/timestamp)."""
@@ -105,3 +113,13 @@ class ExportInProgress(SiennError):
 class ServiceUnavailable(SiennError):
     error_code = "SERVICE_UNAVAILABLE"
     status_code = 503
+
+
+class Overloaded(SiennError):
+    """A bounded queue is full: retry after ``retry_after`` seconds (sent as the Retry-After header)."""
+
+    error_code = "SERVICE_OVERLOADED"
+    status_code = 503
+
+    def __init__(self, detail: str, *, retry_after: float = 1.0, errors: list[str] | None = None, **extra):
+        super().__init__(detail, errors=errors, retry_after=retry_after, **extra)

@@ -20,10 +20,11 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, detail: str, error_code: str, /, **extra) -> JSONResponse:
+def error_response(status: int, detail: str, error_code: str, /, headers: dict[str, str] | None = None,
+                   **extra) -> JSONResponse:
     body = {"detail": detail, "error_code": error_code, "timestamp": utcnow().isoformat().replace("+00:00", "Z")}
     body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def describe_validation_errors(errors) -> list[str]:
@@ -38,7 +39,7 @@ def describe_validation_errors(errors) -> list[str]:
 async def _sienn_error(_request: Request, exc: SiennError):
     if exc.status_code >= 500:
         log.error("request failed: %s", exc.detail)
-    return error_response(exc.status_code, exc.detail, exc.error_code, **exc.to_body())
+    return error_response(exc.status_code, exc.detail, exc.error_code, headers=exc.headers, **exc.to_body())
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError):

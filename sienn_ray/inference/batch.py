@@ -8,10 +8,13 @@ Python, no Ray; used only by the engine's worker thread.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .request import FinishReason, Request
+from ..schemas.generation import FinishReason
+from .detokenize import TextStream
+from .request import Request
+from .sampling import RowSampling
 
 
 @dataclass
@@ -20,16 +23,18 @@ class Row:
 
     req: Request
     slot: int  # LoraBank slot; 0 is the bare base
-    seen: list[int]  # prompt + generated ids (repetition penalty)
-    budget: int
-    stop_ids: frozenset[int]
-    stops: tuple[str, ...]
-    generator: Any
-    prompt_tokens: int
-    ids: list[int] = field(default_factory=list)
-    text: str = ""
-    sent: int = 0
+    prompt_ids: list[int]
+    budget: int  # the most new tokens this row may generate, already lowered to what fits in the context
+    stop_ids: frozenset[int]  # token ids that end the answer (EOS, one-token template stops)
+    seed: int
+    text: TextStream
+    generated: int = 0
     finish: FinishReason | None = None
+    failed: bool = False  # the row's caller got an exception; the row leaves at the next prune
+
+    @property
+    def done(self) -> bool:
+        return self.finish is not None or self.failed
 
 
 @dataclass
@@ -42,6 +47,7 @@ class Batch:
     mask: Any  # [B, T] attention mask, rows right-aligned
     positions: Any  # [B] next position id of each row
     last: Any  # [B] last sampled token of each row
+    sampling: RowSampling  # per-row sampling parameters, seeds and seen tokens
 
 
 def mergeable(cache) -> bool:
@@ -71,6 +77,7 @@ def merge(batch: Batch, newcomer: Batch) -> None:
     batch.mask = torch.cat([widen(batch.mask, 1), widen(newcomer.mask, 1)], dim=0)
     batch.positions = torch.cat([batch.positions, newcomer.positions])
     batch.last = torch.cat([batch.last, newcomer.last])
+    batch.sampling.extend(newcomer.sampling)
     batch.rows = batch.rows + newcomer.rows
 
 
@@ -78,14 +85,16 @@ def prune(batch: Batch, device) -> None:
     """Drop the finished rows, and the cache columns that only they needed."""
     import torch
 
-    keep = [i for i, row in enumerate(batch.rows) if row.finish is None]
+    keep = [i for i, row in enumerate(batch.rows) if not row.done]
     if len(keep) == len(batch.rows):
         return
     batch.rows = [batch.rows[i] for i in keep]
     if not keep:
         return
     index = torch.tensor(keep, dtype=torch.long)
-    batch.mask, batch.positions, batch.last = batch.mask[index], batch.positions[index], batch.last[index]
+    batch.mask, batch.positions = batch.mask[index], batch.positions[index]
+    batch.last = batch.last[index.to(batch.last.device)]
+    batch.sampling.select(keep)
     start = int((batch.mask.sum(0) > 0).nonzero()[0])  # columns every remaining row pads: drop them
     if not mergeable(batch.cache):
         batch.cache.batch_select_indices(index.to(device))

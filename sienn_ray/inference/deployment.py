@@ -11,6 +11,13 @@ every replica can load any base (it keeps ``max_bases`` of them).
 Batching happens inside the engine (continuous, mixed-adapter), not with
 ``@serve.batch``: Serve batches per multiplexed model id, which would keep two
 jobs on the same base from sharing a forward pass.
+
+Back-pressure is bounded at both ends: a replica takes ``MAX_ONGOING_REQUESTS``
+at once (a full batch plus as many waiting to join it), and each caller (the API
+ingress) queues at most ``MAX_QUEUED_REQUESTS`` more; past that Serve raises
+``BackPressureError`` at once, which the API answers as 503 with Retry-After
+(``overloaded``). These constants are the one source of both numbers:
+``serve_config.yaml`` does not repeat them.
 """
 
 from __future__ import annotations
@@ -19,13 +26,19 @@ import asyncio
 from typing import AsyncIterator
 
 from ray import serve
+from ray.serve.config import BackpressureConfig
+from ray.serve.exceptions import BackPressureError
 
-from ..schemas.inference import InferenceCall, InferenceResult
+from ..errors import Overloaded
+from ..schemas.inference_call import InferenceCall, InferenceResult
 from .engine import InferenceEngine
 from .request import Completion, ModelRef, PromptSpec, Started
-from .sampling import SamplingParams
 
 DEFAULT_MAX_ADAPTERS = 8
+DEFAULT_MAX_BATCH_SIZE = 16
+MAX_ONGOING_REQUESTS = 2 * DEFAULT_MAX_BATCH_SIZE
+MAX_QUEUED_REQUESTS = 4 * DEFAULT_MAX_BATCH_SIZE
+RETRY_AFTER_S = 1.0
 
 
 class _AdapterLease:
@@ -44,25 +57,27 @@ class _AdapterLease:
 @serve.deployment(
     name="InferenceDeployment",
     ray_actor_options={"num_cpus": 1},
-    # Far above the batch size, so that concurrent requests reach the engine and are batched there.
-    max_ongoing_requests=64,
+    # Above the batch size, so that concurrent requests reach the engine and are batched there.
+    max_ongoing_requests=MAX_ONGOING_REQUESTS,
+    max_queued_requests=MAX_QUEUED_REQUESTS,
+    backpressure_config=BackpressureConfig(retry_after_s=RETRY_AFTER_S),
 )
 class InferenceDeployment:
     """Serve replica: base models loaded once, job adapters multiplexed, continuous batching."""
 
-    def __init__(self, max_adapters: int = DEFAULT_MAX_ADAPTERS, max_bases: int = 2, max_batch_size: int = 16,
-                 device: str | None = None, num_threads: int | None = None, preload: list[str] | None = None):
-        self.engine = InferenceEngine(max_adapters=max_adapters, max_bases=max_bases,
-                                      max_batch_size=max_batch_size, device=device, num_threads=num_threads)
+    def __init__(self, max_adapters: int = DEFAULT_MAX_ADAPTERS, max_bases: int = 2,
+                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, max_pending: int = MAX_ONGOING_REQUESTS,
+                 device: str | None = None, num_threads: int | None = None):
+        # Serve lets at most max_ongoing_requests into a replica, so by default the engine's own queue
+        # never refuses what Serve admitted: the refusals happen at the caller, before any work.
+        self.engine = InferenceEngine(max_adapters=max_adapters, max_bases=max_bases, max_batch_size=max_batch_size,
+                                      max_pending=max_pending, device=device, num_threads=num_threads)
 
         async def lease(job_id: str) -> _AdapterLease:
             return _AdapterLease(self.engine, job_id)
 
         # Built here, not as a decorated method, so max_num_models_per_replica follows the constructor.
         self._lease = serve.multiplexed(max_num_models_per_replica=max_adapters)(lease)
-        for base_path in preload or []:
-            self.engine.generate(ModelRef(base_path), PromptSpec(kind="raw", text="\n"),
-                                 SamplingParams(max_new_tokens=1, temperature=0))
 
     async def generate(self, call: dict) -> dict:
         """Generate to the end; returns an ``InferenceResult`` as a dict."""
@@ -99,12 +114,10 @@ class InferenceDeployment:
         ref = ModelRef(call.base_path, call.model_id if call.adapter_path else None, call.adapter_path)
         prompt = PromptSpec(kind=call.kind, text=call.text, input=call.input,
                             messages=tuple(call.messages), template=call.template)
-        params = SamplingParams(max_new_tokens=call.max_new_tokens, temperature=call.temperature,
-                                top_p=call.top_p, top_k=call.top_k, repetition_penalty=call.repetition_penalty,
-                                seed=call.seed, stop=tuple(call.stop))
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
-        ticket = self.engine.submit(ref, prompt, params, lambda e: loop.call_soon_threadsafe(events.put_nowait, e),
+        # The call is its own SamplingParams (InferenceCall extends it).
+        ticket = self.engine.submit(ref, prompt, call, lambda e: loop.call_soon_threadsafe(events.put_nowait, e),
                                     stream=stream)
         try:
             while True:
@@ -121,3 +134,9 @@ class InferenceDeployment:
 def _result(done: Completion) -> dict:
     return InferenceResult(text=done.text, finish_reason=done.finish_reason, tokens_generated=done.tokens_generated,
                            prompt_tokens=done.prompt_tokens, seconds=done.seconds).model_dump()
+
+
+def overloaded(err: BackPressureError) -> Overloaded:
+    """Serve's back-pressure rejection as our domain error (503 with Retry-After, in the API's format)."""
+    return Overloaded("The inference service is at capacity; retry later",
+                      retry_after=err.retry_after_s or RETRY_AFTER_S)

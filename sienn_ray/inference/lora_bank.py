@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFound
-
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+from .adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
 
 class LoraBank:
@@ -142,16 +141,16 @@ def _read_lora(folder: Path, model) -> dict[str, tuple[Any, Any]]:
 
     import torch
 
-    config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     if config.get("peft_type") != "LORA" or config.get("use_dora") or config.get("modules_to_save"):
         raise ModelNotFound(f"The adapter at {folder.name} is not a plain LoRA adapter (DoRA, modules_to_save "
                             "and other PEFT methods are not served)")
-    if (folder / ADAPTER_FILES[0]).is_file():
+    if (folder / ADAPTER_WEIGHTS[0]).is_file():
         from safetensors.torch import load_file
 
-        tensors = load_file(folder / ADAPTER_FILES[0])
+        tensors = load_file(folder / ADAPTER_WEIGHTS[0])
     else:
-        tensors = torch.load(folder / ADAPTER_FILES[1], map_location="cpu", weights_only=True)
+        tensors = torch.load(folder / ADAPTER_WEIGHTS[1], map_location="cpu", weights_only=True)
     pairs: dict[str, dict[str, Any]] = {}
     for key, tensor in tensors.items():
         match = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight", key)
@@ -175,4 +174,4 @@ def _read_lora(folder: Path, model) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-__all__ = ["ADAPTER_FILES", "LoraBank"]
+__all__ = ["LoraBank"]

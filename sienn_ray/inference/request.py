@@ -13,9 +13,7 @@ from typing import Callable, Literal
 
 from ..data.templates import PromptTemplate, render_chat_prompt, render_prompt
 from ..errors import BadRequest
-from .sampling import SamplingParams
-
-FinishReason = Literal["stop", "length"]
+from ..schemas.generation import FinishReason, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -104,4 +102,4 @@ class Request:
     submitted: float = field(default_factory=time.perf_counter)
 
 
-__all__ = ["Completion", "Emit", "Event", "FinishReason", "ModelRef", "PromptSpec", "Started", "Ticket"]
+__all__ = ["Completion", "Emit", "Event", "ModelRef", "PromptSpec", "Request", "Started", "Ticket"]

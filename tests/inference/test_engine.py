@@ -10,10 +10,12 @@ import pytest
 from inference_fixtures import adapters, base_paths, peft_reference, trained_adapter  # noqa: F401 (fixtures)
 from inference_testkit import GREEDY_TOKENS, PROMPTS, TRAINED_EXAMPLES
 
+from pydantic import ValidationError
+
 from sienn_ray.errors import BadRequest, ModelNotFound
 from sienn_ray.inference.engine import InferenceEngine
 from sienn_ray.inference.request import Completion, ModelRef, PromptSpec
-from sienn_ray.inference.sampling import SamplingParams
+from sienn_ray.schemas.generation import SamplingParams
 
 GREEDY = SamplingParams(max_new_tokens=GREEDY_TOKENS, temperature=0)
 
@@ -196,8 +198,10 @@ def test_raw_prompt_is_continued_as_is(engine, base_paths):
 def test_context_limit(engine, base_paths):
     from transformers import AutoTokenizer
 
-    with pytest.raises(BadRequest, match="context"):
+    with pytest.raises(BadRequest, match="context") as info:
         ask(engine, ModelRef(base_paths["gpt2"]), "word " * 3000)
+    assert info.value.extra["context_length"] == 1024 and info.value.extra["prompt_tokens"] > 3000
+    assert "1024" in info.value.detail and str(info.value.extra["prompt_tokens"]) in info.value.detail
     # A budget beyond the context is clipped: the answer ends with "length" at the context's end.
     tokenizer = AutoTokenizer.from_pretrained(base_paths["gpt2"])
     near = "word " * 1000
@@ -223,9 +227,9 @@ def test_missing_adapter_files_and_template(engine, base_paths, adapters, tmp_pa
 
 
 def test_invalid_sampling_parameters_list_every_problem():
-    with pytest.raises(BadRequest) as info:
+    with pytest.raises(ValidationError) as info:
         SamplingParams(max_new_tokens=0, temperature=-1, top_p=0, top_k=-1, repetition_penalty=0, stop=("",))
-    assert len(info.value.errors) == 6
+    assert len(info.value.errors()) == 6
 
 
 def test_cancelled_stream_stops_and_the_engine_keeps_serving(engine, adapters):

@@ -121,6 +121,25 @@ def test_errors_use_openai_shape(client, job):
         client.completions.create(model=job, prompt="hi", logprobs=2)
 
 
+def test_no_max_tokens_gets_the_bounded_default(client, api_url, job):
+    from sienn_ray.schemas.generation import DEFAULT_MAX_NEW_TOKENS
+
+    chat = client.chat.completions.create(model=job, messages=[{"role": "user", "content": "hi"}], temperature=0)
+    assert chat.choices[0].finish_reason == "length" and chat.usage.completion_tokens == DEFAULT_MAX_NEW_TOKENS
+    resp = httpx.post(f"{api_url}/v1/completions", timeout=300,
+                      json={"model": job, "prompt": "word " * 700, "temperature": 0, "max_tokens": None})
+    assert resp.status_code == 200, resp.text
+    usage = resp.json()["usage"]
+    assert usage["prompt_tokens"] + usage["completion_tokens"] == 1024  # what fits, below the default
+    assert client.completions.create(model=job, prompt="hi", temperature=0).usage.completion_tokens == 16
+
+
+def test_a_prompt_beyond_the_context_is_400_naming_the_numbers(client, job):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model=job, prompt="word " * 3000, max_tokens=4)
+    assert info.value.body["code"] == "VALIDATION_ERROR" and "1024" in info.value.body["message"]
+
+
 def test_unknown_openai_parameters_are_ignored(api_url, job):
     resp = httpx.post(f"{api_url}/v1/chat/completions", timeout=300, json={
         "model": job, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "temperature": 0,

@@ -147,6 +147,9 @@ def test_out_of_range_parameters_are_400_listing_every_problem(api_url, jobs):
 def test_errors_raised_in_the_replica_keep_their_status(api_url, jobs):
     resp = ask(api_url, job_id=jobs[0], prompt="word " * 3000)
     assert resp.status_code == 400 and "context" in resp.json()["detail"], resp.text
+    body = resp.json()
+    assert body["error_code"] == "VALIDATION_ERROR" and body["context_length"] == 1024
+    assert str(body["prompt_tokens"]) in body["detail"] and "1024" in body["detail"]
     resp = ask(api_url, model_name="no-such-model", prompt="hi")
     assert resp.status_code == 404 and resp.json()["error_code"] == "MODEL_NOT_FOUND"
 
@@ -174,6 +177,17 @@ def test_one_replica_serves_five_jobs_with_room_for_two_adapters(api_url, jobs, 
         assert held == {job_files[jobs[0]][0]: jobs[3:]}
     finally:
         serve.delete("inference-lru")
+
+
+def test_a_denormal_temperature_is_answered_and_fails_no_request_batched_with_it(api_url, jobs):
+    """temperature 1e-45 was a 500, and every request prefilled with it failed too."""
+    bodies = [{"job_id": jobs[1], "prompt": PROMPTS[i % 4], "max_length": 8, "seed": i,
+               "temperature": 1e-45 if i % 3 == 0 else 0.8} for i in range(9)]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(lambda body: ask(api_url, **body), bodies))
+    assert [a.status_code for a in answers] == [200] * len(bodies), [a.text for a in answers if a.status_code != 200]
+    greedy_text = ask(api_url, job_id=jobs[1], prompt=PROMPTS[0], max_length=8, temperature=0).json()["generated_text"]
+    assert answers[0].json()["generated_text"] == greedy_text  # a vanishing temperature is greedy
 
 
 def test_a_client_leaving_mid_stream_cancels_its_generation(api_url, jobs):

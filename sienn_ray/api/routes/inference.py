@@ -18,14 +18,17 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from ray.exceptions import RayTaskError
+from ray.serve.exceptions import BackPressureError
 
 from ... import paths
-from ...errors import JobStateConflict, ModelNotFound, ServiceUnavailable, SiennError
-from ...inference.lora_bank import ADAPTER_FILES
+from ...errors import JobStateConflict, ServiceUnavailable, SiennError
+from ...inference.adapter_files import require_adapter
+from ...inference.deployment import overloaded
 from ...jobs.client import unwrap_domain_error
 from ...models.resolve import resolve_model
-from ...schemas.inference import InferenceResult, TestModelRequest, TestModelResponse
+from ...schemas.inference_call import InferenceResult
 from ...schemas.jobs import JobStatus
+from ...schemas.test_model import TestModelRequest, TestModelResponse
 from ..deps import Services, ServicesDep, known_id
 
 router = APIRouter(tags=["inference"])
@@ -52,8 +55,7 @@ async def resolve_target(services: Services, *, job_id: str | None = None, model
         target = await _completed_job(services, job_id)
         _completed.put(job_id, target)
     # A stat or two: cheaper inline than a thread hop, and it must be fresh on every request.
-    if not _adapter_present(Path(target.adapter_path)):
-        raise ModelNotFound(f"The adapter files of job {job_id} are missing", job_id=job_id)
+    require_adapter(target.adapter_path, job_id)
     return target
 
 
@@ -91,10 +93,6 @@ class _CompletedJobs:
 _completed = _CompletedJobs()
 
 
-def _adapter_present(folder: Path) -> bool:
-    return (folder / "adapter_config.json").is_file() and any((folder / name).is_file() for name in ADAPTER_FILES)
-
-
 def _handle(services: Services, target: Target, stream: bool = False):
     if services.inference is None:
         raise ServiceUnavailable("The inference deployment is not running")
@@ -110,6 +108,8 @@ async def generate(services: Services, target: Target, call: dict) -> InferenceR
         return InferenceResult(**await _handle(services, target).generate.remote(call))
     except RayTaskError as err:
         raise unwrap_domain_error(err) from None
+    except BackPressureError as err:
+        raise overloaded(err) from None
 
 
 async def open_stream(services: Services, target: Target, call: dict) -> AsyncGenerator[dict, None]:
@@ -119,6 +119,8 @@ async def open_stream(services: Services, target: Target, call: dict) -> AsyncGe
         first = await events.__anext__()
     except RayTaskError as err:
         raise unwrap_domain_error(err) from None
+    except BackPressureError as err:
+        raise overloaded(err) from None
 
     async def rest() -> AsyncGenerator[dict, None]:
         try:

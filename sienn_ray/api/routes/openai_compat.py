@@ -26,10 +26,11 @@ from fastapi.routing import APIRoute
 from ...errors import SiennError
 from ...models.resolve import list_models
 from ...paths import check_id
-from ...schemas.inference import (
+from ...schemas.inference_call import InferenceResult
+from ...schemas.openai import (
     AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletionChunk, ChatCompletionRequest,
-    ChatCompletionResponse, ChatDelta, CompletionChoice, CompletionRequest, CompletionResponse, InferenceResult,
-    ModelCard, ModelList, Usage,
+    ChatCompletionResponse, ChatDelta, CompletionChoice, CompletionRequest, CompletionResponse, ModelCard, ModelList,
+    Usage,
 )
 from ...schemas.jobs import JobStatus
 from ..deps import Services, ServicesDep
@@ -40,9 +41,10 @@ MAX_LISTED_JOBS = 1000
 log = logging.getLogger("sienn_ray.api")
 
 
-def openai_error(status: int, message: str, code: str | None = None, param: str | None = None) -> JSONResponse:
+def openai_error(status: int, message: str, code: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse(status_code=status,
+    return JSONResponse(status_code=status, headers=headers,
                         content={"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 
@@ -59,7 +61,7 @@ class _OpenAIErrors(APIRoute):
                 problems = describe_validation_errors(err.errors())
                 return openai_error(400, "; ".join(problems), "VALIDATION_ERROR")
             except SiennError as err:
-                return openai_error(err.status_code, err.detail, err.error_code)
+                return openai_error(err.status_code, err.detail, err.error_code, headers=err.headers)
             except Exception as err:  # noqa: BLE001 - still an OpenAI-shaped answer for OpenAI clients
                 log.exception("unhandled error on %s %s", request.method, request.url.path)
                 return openai_error(500, f"Internal server error: {type(err).__name__}", "INTERNAL_ERROR")

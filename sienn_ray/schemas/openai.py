@@ -1,10 +1,10 @@
-"""Inference schemas: our test-model endpoint, the call into the Serve deployment, and OpenAI's shapes.
+"""OpenAI's request and response shapes for /v1 (completions, chat completions, models).
 
-``TestModelRequest`` is ours, so it is strict (a typo fails loudly). The OpenAI
-request models ignore parameters they do not know, as OpenAI-compatible servers
-do, and reject only known parameters whose value we cannot honour (``n > 1``,
-``logprobs``, tools, ...), so a client never silently gets something other than
-what it asked for.
+The request models ignore parameters they do not know, as OpenAI-compatible
+servers do, and reject only known parameters whose value we cannot honour
+(``n > 1``, ``logprobs``, tools, ...), so a client never silently gets something
+other than what it asked for. Defaults are OpenAI's (temperature 1, top_p 1, no
+top-k); the value ranges are the engine's, from ``generation.py``.
 """
 
 from __future__ import annotations
@@ -13,100 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .common import Strict
-
-MAX_NEW_TOKENS = 4096
-MAX_PROMPT_CHARS = 200_000
-MAX_STOP_STRINGS = 8
-
-FinishReason = Literal["stop", "length"]
-StopList = list[str]
-
-
-def _check_stops(stops: list[str]) -> list[str]:
-    if len(stops) > MAX_STOP_STRINGS:
-        raise ValueError(f"at most {MAX_STOP_STRINGS} stop strings")
-    if any(not s for s in stops):
-        raise ValueError("stop strings must not be empty")
-    if any(len(s) > 256 for s in stops):
-        raise ValueError("stop strings must be at most 256 characters")
-    return stops
-
-
-class TestModelRequest(Strict):
-    """POST /api/test-model: the spec's fields plus input, seed, repetition_penalty, stop, stream, model_name."""
-
-    job_id: str | None = Field(None, description="A completed fine-tuning job (its adapter and template answer)")
-    model_name: str | None = Field(None, description="Beyond the spec: test a base model instead of a job")
-    prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS, description="The instruction")
-    input: str = Field("", max_length=MAX_PROMPT_CHARS, description="The instruction's input field (alpaca)")
-    max_length: int = Field(200, ge=1, le=MAX_NEW_TOKENS, description="Maximum NEW tokens to generate")
-    temperature: float = Field(0.7, ge=0, le=2, description="0 means greedy")
-    top_p: float = Field(0.9, gt=0, le=1)
-    top_k: int = Field(50, ge=0, le=100_000, description="0 disables top-k")
-    repetition_penalty: float = Field(1.0, gt=0, le=10)
-    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Same seed and parameters, same text")
-    stop: StopList = Field(default_factory=list, description="Strings that end the answer (excluded from it)")
-    stream: bool = Field(False, description="Server-sent events: token chunks, then the full response")
-    template: Literal["alpaca", "chat", "raw"] | None = Field(
-        None, description="Base models only: how to render the prompt (default alpaca, like a job's)"
-    )
-
-    @field_validator("stop")
-    @classmethod
-    def _stops(cls, value: list[str]) -> list[str]:
-        return _check_stops(value)
-
-    @model_validator(mode="after")
-    def _one_target(self):
-        if (self.job_id is None) == (self.model_name is None):
-            raise ValueError("give exactly one of job_id (a fine-tuned job) or model_name (a base model)")
-        if self.template is not None and self.job_id is not None:
-            raise ValueError("template applies to model_name only; a job always uses the template it was trained with")
-        return self
-
-
-class TestModelResponse(BaseModel):
-    generated_text: str
-    prompt: str
-    model_id: str
-    inference_time: float = Field(description="Seconds from queueing to the last token")
-    tokens_generated: int
-    finish_reason: FinishReason
-    prompt_tokens: int
-
-
-class InferenceCall(Strict):
-    """What the API sends the inference deployment (a plain dict over Ray, validated again here)."""
-
-    model_id: str
-    base_path: str
-    adapter_path: str | None = None
-    kind: Literal["instruction", "chat", "raw"] = "instruction"
-    text: str = ""
-    input: str = ""
-    messages: list[dict[str, str]] = []
-    template: Literal["alpaca", "chat"] | None = None
-    max_new_tokens: int | None = 200
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-    stop: list[str] = []
-
-
-class InferenceResult(BaseModel):
-    """What the deployment answers (and the last event of a stream)."""
-
-    text: str
-    finish_reason: FinishReason
-    tokens_generated: int
-    prompt_tokens: int
-    seconds: float
-
-
-# ---- OpenAI-compatible ------------------------------------------------------------------
+from .generation import (
+    FinishReason, MaxNewTokens, RepetitionPenalty, Seed, Temperature, TopK, TopP, check_stops,
+)
 
 
 class _OpenAIRequest(BaseModel):
@@ -114,20 +23,20 @@ class _OpenAIRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
+    temperature: Temperature = 1.0
+    top_p: TopP = 1.0
     n: int = Field(1, ge=1, le=1, description="Only 1 is supported")
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    seed: Seed | None = None
     # Accepted and ignored: they only shape sampling, and clients send them by habit.
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
     user: str | None = None
     # Extensions (vLLM spells them the same way), passed with the client's extra_body.
-    top_k: int = Field(0, ge=0, le=100_000)
-    repetition_penalty: float = Field(1.0, gt=0, le=10)
+    top_k: TopK = 0
+    repetition_penalty: RepetitionPenalty = 1.0
 
     @field_validator("temperature", "top_p", mode="before")
     @classmethod
@@ -137,7 +46,7 @@ class _OpenAIRequest(BaseModel):
     @field_validator("stop")
     @classmethod
     def _stops(cls, value: str | list[str] | None):
-        return _check_stops([value] if isinstance(value, str) else list(value or []))
+        return list(check_stops((value,) if isinstance(value, str) else tuple(value or ())))
 
     @property
     def stop_list(self) -> list[str]:
@@ -148,7 +57,8 @@ class CompletionRequest(_OpenAIRequest):
     """POST /v1/completions: ``prompt`` is continued as-is (no template)."""
 
     prompt: str | list[str]
-    max_tokens: int | None = Field(16, ge=1, le=MAX_NEW_TOKENS)
+    # OpenAI's default for completions; null means the engine's bounded default.
+    max_tokens: MaxNewTokens | None = 16
     echo: bool = False
     logprobs: int | None = None
     best_of: int | None = None
@@ -199,8 +109,9 @@ class ChatCompletionRequest(_OpenAIRequest):
     """POST /v1/chat/completions: rendered with the job's template."""
 
     messages: list[ChatMessage] = Field(..., min_length=1)
-    max_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
-    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
+    # Neither given: the engine's bounded default (DEFAULT_MAX_NEW_TOKENS, less if the context is shorter).
+    max_tokens: MaxNewTokens | None = None
+    max_completion_tokens: MaxNewTokens | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
     tools: list[Any] | None = None
