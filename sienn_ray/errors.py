@@ -100,3 +100,10 @@ class ExportInProgress(SiennError):
 class ServiceUnavailable(SiennError):
     error_code = "SERVICE_UNAVAILABLE"
     status_code = 503
+
+
+class ResourcesUnavailable(SiennError):
+    """The job asks for more than the cluster has and could ever add."""
+
+    error_code = "RESOURCES_UNAVAILABLE"
+    status_code = 400

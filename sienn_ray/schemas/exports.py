@@ -31,6 +31,7 @@ class ExportFile(BaseModel):
 class ExportRecord(BaseModel):
     export_id: str
     job_id: str
+    tenant: str = "default"
     format: ExportFormat
     quantization: Quantization | None = None
     status: Literal["processing", "completed", "failed"] = "processing"
