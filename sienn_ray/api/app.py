@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from .errors import install_error_handlers
+from .openapi import exact_openapi
 from .routes import datasets, exports, health, inference, jobs, models, openai_compat
 
 API_VERSION = "0.1.0"
@@ -19,4 +20,5 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for module in (health, models, datasets, jobs, inference, openai_compat, exports):
         app.include_router(module.router)
+    exact_openapi(app)
     return app

@@ -9,6 +9,9 @@ from fastapi import Depends
 from ..services.context import Services
 from ..services.principal import DEFAULT_PRINCIPAL, Principal
 
+# Bound of every offset-like query parameter: far above any real table, far below what SQL can bind.
+MAX_OFFSET = 1_000_000_000
+
 _services: Services | None = None
 
 

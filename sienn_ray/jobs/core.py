@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from ..errors import DatasetInUse, DatasetNotFound, ExportNotFound, JobNotFound, JobStateConflict, \
-    ResourcesUnavailable
+from ..errors import DatasetInUse, DatasetNotFound, ExportNotFound, JobNotFound, JobStateConflict, ResourcesUnavailable
 from ..schemas.common import utcnow
 from ..schemas.datasets import DatasetRecord
 from ..schemas.exports import ExportRecord

@@ -9,7 +9,7 @@ what it asked for.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,9 +18,18 @@ from .common import Strict
 MAX_NEW_TOKENS = 4096
 MAX_PROMPT_CHARS = 200_000
 MAX_STOP_STRINGS = 8
+# Seeds up to JSON's largest exact integer, so every client (and every JSON Schema validator) agrees.
+MAX_SEED = 2**53 - 1
+
+
+def unsupported(**schema) -> Any:
+    """A parameter accepted by name whose only supported values ``schema`` states for the OpenAPI
+    document; the model validator keeps refusing the rest with a message that names it."""
+    return Field(None, json_schema_extra=schema)
 
 FinishReason = Literal["stop", "length"]
-StopList = list[str]
+StopString = Annotated[str, Field(min_length=1, max_length=256)]
+StopList = Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)]
 
 
 def _check_stops(stops: list[str]) -> list[str]:
@@ -36,6 +45,12 @@ def _check_stops(stops: list[str]) -> list[str]:
 class TestModelRequest(Strict):
     """POST /api/test-model: the spec's fields plus input, seed, repetition_penalty, stop, stream, model_name."""
 
+    # The one-target rule of ``_one_target``, in the OpenAPI schema too (a null counts as absent).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["job_id"], "properties": {"job_id": {"type": "string"}, "model_name": {"type": "null"},
+                                                "template": {"type": "null"}}},
+        {"required": ["model_name"], "properties": {"model_name": {"type": "string"}, "job_id": {"type": "null"}}},
+    ]})
     job_id: str | None = Field(None, description="A completed fine-tuning job (its adapter and template answer)")
     model_name: str | None = Field(None, description="Beyond the spec: test a base model instead of a job")
     prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS, description="The instruction")
@@ -45,7 +60,7 @@ class TestModelRequest(Strict):
     top_p: float = Field(0.9, gt=0, le=1)
     top_k: int = Field(50, ge=0, le=100_000, description="0 disables top-k")
     repetition_penalty: float = Field(1.0, gt=0, le=10)
-    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Same seed and parameters, same text")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Same seed and parameters, same text")
     stop: StopList = Field(default_factory=list, description="Strings that end the answer (excluded from it)")
     stream: bool = Field(False, description="Server-sent events: token chunks, then the full response")
     template: Literal["alpaca", "chat", "raw"] | None = Field(
@@ -119,8 +134,8 @@ class _OpenAIRequest(BaseModel):
     n: int = Field(1, ge=1, le=1, description="Only 1 is supported")
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    stop: StopString | StopList | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     # Accepted and ignored: they only shape sampling, and clients send them by habit.
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
@@ -147,12 +162,12 @@ class _OpenAIRequest(BaseModel):
 class CompletionRequest(_OpenAIRequest):
     """POST /v1/completions: ``prompt`` is continued as-is (no template)."""
 
-    prompt: str | list[str]
+    prompt: str | list[str] = Field(json_schema_extra={"minItems": 1, "maxItems": 1})
     max_tokens: int | None = Field(16, ge=1, le=MAX_NEW_TOKENS)
-    echo: bool = False
-    logprobs: int | None = None
-    best_of: int | None = None
-    suffix: str | None = None
+    echo: bool = Field(False, json_schema_extra={"enum": [False]})
+    logprobs: int | None = unsupported(type="null")
+    best_of: int | None = unsupported(enum=[1, None])
+    suffix: str | None = unsupported(enum=["", None])
 
     @model_validator(mode="after")
     def _supported(self):
@@ -180,7 +195,8 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[dict[str, Any]] | None = Field(None, json_schema_extra={
+        "items": {"required": ["type"], "properties": {"type": {"const": "text"}}}})
 
     @property
     def text(self) -> str:
@@ -201,11 +217,11 @@ class ChatCompletionRequest(_OpenAIRequest):
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_NEW_TOKENS)
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-    tools: list[Any] | None = None
-    functions: list[Any] | None = None
-    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = unsupported(enum=[False, None])
+    top_logprobs: int | None = unsupported(enum=[0, None])
+    tools: list[Any] | None = unsupported(maxItems=0)
+    functions: list[Any] | None = unsupported(maxItems=0)
+    response_format: dict[str, Any] | None = unsupported(properties={"type": {"const": "text"}})
 
     @model_validator(mode="after")
     def _supported(self):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import ExportFailed, ExportInProgress, JobStateConflict, ModelNotFound
-from ..export.run import ExportTask, estimate_seconds, export_problems, resolve_quantization
+from ..export.run import QUANTIZED_FORMATS, ExportTask, estimate_seconds, export_problems, resolve_quantization
 from ..schemas.common import format_duration, new_id, utcnow
 from ..schemas.exports import ExportList, ExportRecord, ExportRequest
 from ..schemas.jobs import JobStatus
@@ -69,6 +69,8 @@ async def start_export(services: Services, principal: Principal, job_id: str, re
 async def download(services: Services, principal: Principal, job_id: str, fmt: str,
                    quantization: str | None) -> Download:
     """The files of the job's completed export in this format, or why there are none."""
+    if fmt not in QUANTIZED_FORMATS and quantization is not None:  # such an export cannot exist
+        raise ModelNotFound(f"No {fmt} export is quantized; ask for format={fmt} without a quantization")
     quantization = resolve_quantization(fmt, quantization)
     job = find_job(services, principal, job_id)
     rec = services.reader.find_export(job.job_id, fmt, quantization)

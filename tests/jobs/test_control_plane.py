@@ -62,8 +62,8 @@ def test_pause_frees_the_resources_and_resume_continues_after_the_pause_step(api
     resumed = httpx.post(f"{api_url}/api/jobs/{job_id}/resume", timeout=60).json()
     assert resumed["status"] == "pending" and resumed["phase"] in ("queued", "launching")
     final = wait_for_job(api_url, job_id, timeout=900)
-    assert final["status"] == "completed" and final["step"] == final["total_steps"], final
     events = _events(api_url, job_id)
+    assert final["status"] == "completed" and final["step"] == final["total_steps"], (final["message"], events[-6:])
     restarts = [e["data"]["step"] for e in events if e["type"] == "resumed"]
     assert restarts == [pause_step], restarts  # the resumed run starts from the pause checkpoint, not step 0
     types = [e["type"] for e in events]
@@ -73,14 +73,15 @@ def test_pause_frees_the_resources_and_resume_continues_after_the_pause_step(api
     assert httpx.post(f"{api_url}/api/jobs/{cancel_paused}/cancel", timeout=60).json()["status"] == "cancelled"
 
 
-def test_a_stopped_runner_loses_its_lease_and_the_job_resumes_elsewhere(api_url, demo_dataset_id, ray_session):
+def test_a_stopped_runner_loses_its_lease_and_the_job_resumes_elsewhere(api_url, demo_dataset_id, ray_dashboard_url):
     from ray.util.state import list_actors
 
     config = demo_config() | {"num_epochs": 30, "checkpoint_every_steps": 4}
     job_id = _start(api_url, demo_dataset_id, config=config)["job_id"]
     status = wait_for_job(api_url, job_id, timeout=600, until=lambda s: s["step"] >= 5 and s["last_checkpoint"])
     holder, token = status["lease"]["holder"], status["lease"]["token"]
-    (runner,) = [a for a in list_actors(filters=[("name", "=", holder), ("state", "=", "ALIVE")])]
+    alive = [("name", "=", holder), ("state", "=", "ALIVE")]
+    (runner,) = list_actors(address=ray_dashboard_url, filters=alive)
     os.kill(runner.pid, signal.SIGSTOP)  # hung: alive to Ray, silent to the registry
     try:
         relaunched = wait_for_job(api_url, job_id, timeout=300,
@@ -97,4 +98,4 @@ def test_a_stopped_runner_loses_its_lease_and_the_job_resumes_elsewhere(api_url,
     assert [e["data"]["token"] for e in events if e["type"] == "launched"] == [token, token + 1]
     assert any(e["type"] == "lease_expired" and e["data"]["token"] == token for e in events)
     assert [e["data"]["step"] for e in events if e["type"] == "resumed"][0] > 0  # from its checkpoint
-    assert not list_actors(filters=[("name", "=", holder), ("state", "=", "ALIVE")])
+    assert not list_actors(address=ray_dashboard_url, filters=alive)

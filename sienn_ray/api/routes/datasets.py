@@ -11,7 +11,8 @@ from ...data import storage
 from ...schemas.datasets import DatasetList, DatasetRecord, DeletedResponse
 from ...services import datasets, ingest
 from ...settings import get_settings
-from ..deps import PrincipalDep, ServicesDep
+from ..deps import MAX_OFFSET, PrincipalDep, ServicesDep
+from ..openapi import errors
 from ..upload import receive_upload
 
 router = APIRouter(tags=["datasets"])
@@ -31,7 +32,8 @@ _UPLOAD_DOC = {
 }
 
 
-@router.post("/api/upload-dataset", response_model=DatasetRecord, openapi_extra=_UPLOAD_DOC)
+@router.post("/api/upload-dataset", response_model=DatasetRecord, openapi_extra=_UPLOAD_DOC,
+             responses=errors(400, 413, 503))
 async def upload_dataset(request: Request, services: ServicesDep, principal: PrincipalDep):
     """Upload and validate a dataset (multipart ``file``, optional ``name``)."""
     staging = storage.staging_dir()
@@ -42,20 +44,20 @@ async def upload_dataset(request: Request, services: ServicesDep, principal: Pri
         await run_in_threadpool(shutil.rmtree, staging, True)
 
 
-@router.get("/api/datasets", response_model=DatasetList)
+@router.get("/api/datasets", response_model=DatasetList, responses=errors(400))
 async def list_datasets(services: ServicesDep, principal: PrincipalDep, limit: int = Query(50, ge=1, le=1000),
-                        offset: int = Query(0, ge=0)):
+                        offset: int = Query(0, ge=0, le=MAX_OFFSET)):
     """Uploaded datasets, newest first."""
     return datasets.list_datasets(services, principal, limit, offset)
 
 
-@router.get("/api/datasets/{dataset_id}", response_model=DatasetRecord)
+@router.get("/api/datasets/{dataset_id}", response_model=DatasetRecord, responses=errors(404))
 async def get_dataset(dataset_id: str, services: ServicesDep, principal: PrincipalDep):
     """One dataset's record and validation report."""
     return datasets.get_dataset(services, principal, dataset_id)
 
 
-@router.delete("/api/datasets/{dataset_id}", response_model=DeletedResponse)
+@router.delete("/api/datasets/{dataset_id}", response_model=DeletedResponse, responses=errors(404, 409, 503))
 async def delete_dataset(dataset_id: str, services: ServicesDep, principal: PrincipalDep):
     """Delete a dataset (409 while an unfinished job uses it)."""
     rec = await datasets.delete_dataset(services, principal, dataset_id)

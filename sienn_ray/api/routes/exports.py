@@ -12,6 +12,7 @@ from ...export.zipstream import zip_stream
 from ...schemas.exports import ExportFormats, ExportList, ExportRecord, ExportRequest, ExportResponse, Quantization
 from ...services import exports
 from ..deps import PrincipalDep, ServicesDep
+from ..openapi import errors
 
 router = APIRouter(tags=["export"])
 
@@ -22,14 +23,14 @@ async def list_export_formats():
     return export_formats()
 
 
-@router.post("/api/export-model/{job_id}", response_model=ExportResponse)
+@router.post("/api/export-model/{job_id}", response_model=ExportResponse, responses=errors(400, 404, 409, 503))
 async def export_model(job_id: str, req: ExportRequest, services: ServicesDep, principal: PrincipalDep):
     """Start exporting a completed job (or return the matching export already done or under way)."""
     rec = await exports.start_export(services, principal, job_id, req)
     return ExportResponse(**rec.model_dump(include=set(ExportResponse.model_fields)))
 
 
-@router.get("/api/download-model/{job_id}")
+@router.get("/api/download-model/{job_id}", responses=errors(400, 404, 409))
 async def download_model(
     job_id: str,
     services: ServicesDep,
@@ -43,13 +44,13 @@ async def download_model(
                              headers={"Content-Disposition": f'attachment; filename="{found.stem}.zip"'})
 
 
-@router.get("/api/exports/{export_id}", response_model=ExportRecord)
+@router.get("/api/exports/{export_id}", response_model=ExportRecord, responses=errors(404))
 async def get_export(export_id: str, services: ServicesDep, principal: PrincipalDep):
     """One export: status, message (the reason when failed), files with sizes and sha256."""
     return exports.get_export(services, principal, export_id)
 
 
-@router.get("/api/jobs/{job_id}/exports", response_model=ExportList)
+@router.get("/api/jobs/{job_id}/exports", response_model=ExportList, responses=errors(404))
 async def list_job_exports(job_id: str, services: ServicesDep, principal: PrincipalDep):
     """Every export of one job, newest first."""
     return exports.list_exports(services, principal, job_id)

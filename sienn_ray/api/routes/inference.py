@@ -29,6 +29,7 @@ from ...schemas.jobs import JobStatus
 from ...services.lookup import find_job
 from ...services.principal import Principal
 from ..deps import PrincipalDep, Services, ServicesDep
+from ..openapi import errors
 
 router = APIRouter(tags=["inference"])
 
@@ -157,7 +158,8 @@ def error_data(err: Exception) -> dict:
     response_model=TestModelResponse,
     responses={200: {"content": {"text/event-stream": {}},
                      "description": "JSON, or with stream=true server-sent events: `token` events "
-                                    "({text}), then one `done` event with the JSON response's fields"}},
+                                    "({text}), then one `done` event with the JSON response's fields"},
+               **errors(400, 404, 409, 503)},
 )
 async def test_model(req: TestModelRequest, services: ServicesDep, principal: PrincipalDep):
     """Generate a continuation of a prompt with a fine-tuned job (or a base model)."""

@@ -6,15 +6,22 @@ from fastapi import APIRouter, Query
 
 from ...schemas.common import format_duration
 from ...schemas.jobs import (
-    JobEvents, JobList, JobRecord, JobStatus, LossHistory, StartFinetuningRequest, StartFinetuningResponse,
+    JobEvents,
+    JobList,
+    JobRecord,
+    JobStatus,
+    LossHistory,
+    StartFinetuningRequest,
+    StartFinetuningResponse,
 )
 from ...services import control, jobs, submit
-from ..deps import PrincipalDep, ServicesDep
+from ..deps import MAX_OFFSET, PrincipalDep, ServicesDep
+from ..openapi import errors
 
 router = APIRouter(tags=["fine-tuning"])
 
 
-@router.post("/api/start-finetuning", response_model=StartFinetuningResponse)
+@router.post("/api/start-finetuning", response_model=StartFinetuningResponse, responses=errors(400, 404, 503))
 async def start_finetuning(req: StartFinetuningRequest, services: ServicesDep, principal: PrincipalDep):
     """Validate the request and queue a LoRA job; returns at once."""
     rec = await submit.submit(services, principal, req)
@@ -26,57 +33,57 @@ async def start_finetuning(req: StartFinetuningRequest, services: ServicesDep, p
     )
 
 
-@router.get("/api/training-status/{job_id}", response_model=JobRecord)
+@router.get("/api/training-status/{job_id}", response_model=JobRecord, responses=errors(404))
 async def training_status(job_id: str, services: ServicesDep, principal: PrincipalDep):
     """Status, phase, queue position, progress and metrics of one job."""
     return jobs.get_job(services, principal, job_id)
 
 
-@router.get("/api/jobs", response_model=JobList)
+@router.get("/api/jobs", response_model=JobList, responses=errors(400))
 async def list_jobs(
     services: ServicesDep,
     principal: PrincipalDep,
     status: JobStatus | None = Query(None, description="pending | running | paused | completed | failed | cancelled"),
     limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ):
     """All jobs, newest first, with an optional status filter."""
     return jobs.list_jobs(services, principal, status, limit, offset)
 
 
-@router.get("/api/jobs/{job_id}", response_model=JobRecord)
+@router.get("/api/jobs/{job_id}", response_model=JobRecord, responses=errors(404))
 async def get_job(job_id: str, services: ServicesDep, principal: PrincipalDep):
     """One job's full record (same as training-status)."""
     return jobs.get_job(services, principal, job_id)
 
 
-@router.post("/api/jobs/{job_id}/cancel", response_model=JobRecord)
+@router.post("/api/jobs/{job_id}/cancel", response_model=JobRecord, responses=errors(404, 409, 503))
 async def cancel_job(job_id: str, services: ServicesDep, principal: PrincipalDep):
     """Stop a queued, running or paused job for good; its last checkpoint is kept."""
     return await control.cancel(services, principal, job_id)
 
 
-@router.post("/api/jobs/{job_id}/pause", response_model=JobRecord)
+@router.post("/api/jobs/{job_id}/pause", response_model=JobRecord, responses=errors(404, 409, 503))
 async def pause_job(job_id: str, services: ServicesDep, principal: PrincipalDep):
     """Stop a job at a checkpoint and free its resources (status ``paused``)."""
     return await control.pause(services, principal, job_id)
 
 
-@router.post("/api/jobs/{job_id}/resume", response_model=JobRecord)
+@router.post("/api/jobs/{job_id}/resume", response_model=JobRecord, responses=errors(404, 409, 503))
 async def resume_job(job_id: str, services: ServicesDep, principal: PrincipalDep):
     """Put a paused job back in the queue; training continues from its pause checkpoint."""
     return await control.resume(services, principal, job_id)
 
 
-@router.get("/api/jobs/{job_id}/events", response_model=JobEvents)
+@router.get("/api/jobs/{job_id}/events", response_model=JobEvents, responses=errors(400, 404))
 async def job_events(job_id: str, services: ServicesDep, principal: PrincipalDep,
-                     after: int = Query(0, ge=0, description="Only events with a seq above this one"),
+                     after: int = Query(0, ge=0, le=MAX_OFFSET, description="Only events with a higher seq"),
                      limit: int = Query(1000, ge=1, le=1000)):
     """Lifecycle events, oldest first: queued, launched, started, epoch ends, checkpoints, stops, the end."""
     return jobs.job_events(services, principal, job_id, after, limit)
 
 
-@router.get("/api/jobs/{job_id}/history", response_model=LossHistory)
+@router.get("/api/jobs/{job_id}/history", response_model=LossHistory, responses=errors(404))
 async def loss_history(job_id: str, services: ServicesDep, principal: PrincipalDep):
     """Per-step train/eval loss and learning rate, for plotting."""
     return jobs.loss_history(services, principal, job_id)

@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import SiennError
 from ...models.resolve import list_models
@@ -35,6 +36,7 @@ from ...services import jobs as job_service
 from ...services.principal import Principal
 from ..deps import PrincipalDep, Services, ServicesDep
 from ..errors import describe_validation_errors
+from ..openapi import OpenAIError, errors
 from .inference import SSE_HEADERS, Target, call_for, error_data, generate, open_stream, resolve_target
 
 MAX_LISTED_JOBS = 1000
@@ -61,6 +63,8 @@ class _OpenAIErrors(APIRoute):
                 return openai_error(400, "; ".join(problems), "VALIDATION_ERROR")
             except SiennError as err:
                 return openai_error(err.status_code, err.detail, err.error_code)
+            except StarletteHTTPException as err:  # e.g. a body that is not JSON at all
+                return openai_error(err.status_code, str(err.detail), "VALIDATION_ERROR")
             except Exception as err:  # noqa: BLE001 - still an OpenAI-shaped answer for OpenAI clients
                 log.exception("unhandled error on %s %s", request.method, request.url.path)
                 return openai_error(500, f"Internal server error: {type(err).__name__}", "INTERNAL_ERROR")
@@ -68,7 +72,7 @@ class _OpenAIErrors(APIRoute):
         return route
 
 
-router = APIRouter(tags=["openai"], route_class=_OpenAIErrors)
+router = APIRouter(tags=["openai"], route_class=_OpenAIErrors, responses=errors(400, 404, 409, 503, model=OpenAIError))
 
 
 async def _target(services: Services, principal: Principal, model: str) -> Target:
