@@ -99,12 +99,12 @@ def migrate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         for table in meta.sorted_tables:
             present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
-                    conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
-                    if table is jobs and column.name == "phase":
-                        _phases_from_status(conn)
+            missing = [column for column in table.columns if column.name not in present]
+            for column in missing:
+                ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+            if table is jobs and "phase" in {column.name for column in missing}:
+                _phases_from_status(conn)
     for table in meta.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
