@@ -86,6 +86,9 @@ def exact_openapi(app: FastAPI) -> None:
             for path in schema["paths"].values():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
+                    ok = operation.get("responses", {}).get("200", {}).get("content", {})
+                    if len(ok) > 1 and ok.get("application/json") == {"schema": {}}:
+                        del ok["application/json"]  # FastAPI's default, on a route that answers another type
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
             _add_links(schema)

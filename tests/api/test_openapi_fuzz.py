@@ -24,9 +24,10 @@ MAX_EXAMPLES = 30
 def _ids_config(base: str, dataset_id: str, job_id: str) -> str:
     lines = [base, "", f'[dictionaries.datasets]\nvalues = ["{dataset_id}"]',
              f'[dictionaries.jobs]\nvalues = ["{job_id}"]', "", "[parameters]"]
-    for location in ("path", "body"):
-        lines.append(f'"{location}.dataset_id" = {{ dictionary = "datasets", probability = 0.5 }}')
-        lines.append(f'"{location}.job_id" = {{ dictionary = "jobs", probability = 0.5 }}')
+    # Not body.job_id: test-model's body must keep exactly one of job_id/model_name, and a value put in
+    # after generation would break that.
+    for name, dictionary in (("path.dataset_id", "datasets"), ("body.dataset_id", "datasets"), ("path.job_id", "jobs")):
+        lines.append(f'"{name}" = {{ dictionary = "{dictionary}", probability = 0.5 }}')
     return "\n".join(lines) + "\n"
 
 

@@ -30,7 +30,10 @@ async def export_model(job_id: str, req: ExportRequest, services: ServicesDep, p
     return ExportResponse(**rec.model_dump(include=set(ExportResponse.model_fields)))
 
 
-@router.get("/api/download-model/{job_id}", responses=errors(400, 404, 409))
+@router.get("/api/download-model/{job_id}",
+            responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The export's files as a ZIP archive, streamed"},
+                       **errors(400, 404, 409)})
 async def download_model(
     job_id: str,
     services: ServicesDep,
