@@ -46,7 +46,7 @@ def test_schemathesis_finds_no_failure_in_over_a_thousand_cases(api_url, registr
                "--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--request-timeout", "120",
                "--no-color", "--report", "json", "--report-json-path", str(report)]
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=1500)
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=1500, cwd=tmp_path)  # its cache too
     finally:
         for job in reader.list_jobs()[0]:  # what the run started must not train on after it
             if job.job_id not in before and not job.status.is_terminal:
