@@ -92,17 +92,17 @@ def make_jobs(registry, model_name: str, count: int) -> list[str]:
         preview=[], validation=DatasetValidation(valid=True, columns=["instruction", "output"], null_counts={}),
         uploaded_at=utcnow(), sha256="b" * 64,
     )
-    registry.call_sync("put_dataset", dataset)
+    registry.put_dataset(dataset).result()
     model = resolve_model(model_name)
     ids = []
     for seed in range(count):
         job_id = new_id("job")
         adapter = make_adapter(model.path, paths.job_adapter(job_id), seed)
         now = utcnow()
-        registry.call_sync("create_job", JobRecord(
+        registry.adopt_job(JobRecord(
             job_id=job_id, model_name=model.name, model_path=model.path, dataset_id=dataset.dataset_id,
-            config=TrainingConfig(), total_epochs=1, created_at=now, updated_at=now))
-        registry.call_sync("finish", job_id, JobStatus.COMPLETED.value, "bench", adapter_path=str(adapter))
+            config=TrainingConfig(), total_epochs=1, created_at=now, updated_at=now), "bench").result()
+        registry.finish(job_id, JobStatus.COMPLETED.value, "bench", adapter_path=str(adapter)).result()
         ids.append(job_id)
     return ids
 
@@ -217,8 +217,8 @@ def run(args) -> dict:
     from sienn_ray.api.ingress import build_app
     from sienn_ray.inference.engine import InferenceEngine
     from sienn_ray.inference.request import ModelRef, PromptSpec
+    from sienn_ray.jobs.registry import connect_registry
     from sienn_ray.schemas.generation import SamplingParams
-    from sienn_ray.jobs.client import RegistryClient
     from sienn_ray.settings import get_settings
 
     ray.init(address="local", num_cpus=4, namespace=get_settings().ray_namespace, include_dashboard=False,
@@ -233,12 +233,12 @@ def run(args) -> dict:
             raise RuntimeError("the Serve app did not become healthy")
         time.sleep(0.5)
 
-    registry = RegistryClient()
+    registry = connect_registry()
     jobs = make_jobs(registry, args.model, 8)
     api = Api(url, args.tokens)
     for job_id in jobs:  # warm: every adapter loaded once, every code path run once
         api.ask(job_id)
-    record = registry.call_sync("get_job", jobs[0])
+    record = registry.get_job(jobs[0]).result()
 
     engine = InferenceEngine(num_threads=args.threads)
     ref = ModelRef(record.model_path, jobs[0], record.adapter_path)

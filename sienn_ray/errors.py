@@ -123,3 +123,10 @@ class Overloaded(SiennError):
 
     def __init__(self, detail: str, *, retry_after: float = 1.0, errors: list[str] | None = None, **extra):
         super().__init__(detail, errors=errors, retry_after=retry_after, **extra)
+
+
+class ResourcesUnavailable(SiennError):
+    """The job asks for more than the cluster has and could ever add."""
+
+    error_code = "RESOURCES_UNAVAILABLE"
+    status_code = 400

@@ -18,6 +18,11 @@ def _int_env(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings. ``SIENN_HOME`` is the storage root that every node must see."""
@@ -32,6 +37,13 @@ class Settings:
     http_port: int = field(default_factory=lambda: _int_env("SIENN_HTTP_PORT", 8000))
     ray_port: int = field(default_factory=lambda: _int_env("SIENN_RAY_PORT", 6390))
     dashboard_port: int = field(default_factory=lambda: _int_env("SIENN_DASHBOARD_PORT", 8265))
+    # Control plane (jobs/policy.py): runner leases, cooperative stops, relaunch limit, admission.
+    lease_ttl_s: float = field(default_factory=lambda: _float_env("SIENN_LEASE_TTL_S", 30.0))
+    launch_grace_s: float = field(default_factory=lambda: _float_env("SIENN_LAUNCH_GRACE_S", 120.0))
+    stop_grace_s: float = field(default_factory=lambda: _float_env("SIENN_STOP_GRACE_S", 30.0))
+    max_launches: int = field(default_factory=lambda: _int_env("SIENN_MAX_LAUNCHES", 4))
+    autoscaler_config: Path = field(default_factory=lambda: Path(
+        os.environ.get("SIENN_AUTOSCALER_CONFIG", "~/ray_bootstrap_config.yaml")).expanduser())
 
     @property
     def db_url(self) -> str:

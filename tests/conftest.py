@@ -35,6 +35,9 @@ def pytest_configure(config):
     os.environ["RAY_DEDUP_LOGS"] = "0"
     # Small upload limit so the 413 path is testable without sending gigabytes.
     os.environ["SIENN_MAX_UPLOAD_BYTES"] = str(8 * 1024 * 1024)
+    # Runner leases: short enough that the lease tests see one expire, long enough for a loaded machine.
+    os.environ.setdefault("SIENN_LEASE_TTL_S", "20")
+    os.environ.setdefault("SIENN_LAUNCH_GRACE_S", "240")
     os.environ.pop("RAY_ADDRESS", None)
     from sienn_ray.settings import apply_ray_env, reset_settings
 
@@ -111,12 +114,23 @@ def ray_dashboard_url(ray_session) -> str:
 
 @pytest.fixture(scope="session")
 def registry(ray_session):
-    """RegistryClient of the session's named, detached job registry."""
-    from sienn_ray.jobs.client import RegistryClient
+    """RegistryClient of the session's named, detached job registry (created on first use)."""
+    from sienn_ray.jobs.registry import connect_registry
 
-    client = RegistryClient()
-    client.call_sync("ping", timeout=120)
+    client = connect_registry()
+    client.ping().result(timeout=120)
     return client
+
+
+@pytest.fixture(scope="session")
+def reader(registry):
+    """A read-only store of the session's database, as the API replicas have."""
+    from sienn_ray.settings import get_settings
+    from sienn_ray.store import ReadStore
+
+    store = ReadStore(get_settings().db_url)
+    yield store
+    store.close()
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +170,7 @@ def make_completed_job(registry, embedded_models):
         preview=[], validation=DatasetValidation(valid=True, columns=["instruction", "output"], null_counts={}),
         uploaded_at=utcnow(), sha256="f" * 64,
     )
-    registry.call_sync("put_dataset", dataset)
+    registry.put_dataset(dataset).result()
 
     def _make(model_name: str = "sienn-tiny-gpt2", seed: int = 0) -> str:
         model = resolve_model(model_name)
@@ -165,8 +179,8 @@ def make_completed_job(registry, embedded_models):
         now = utcnow()
         rec = JobRecord(job_id=job_id, model_name=model.name, model_path=model.path, dataset_id=dataset.dataset_id,
                         config=TrainingConfig(), total_epochs=1, created_at=now, updated_at=now)
-        registry.call_sync("create_job", rec)
-        registry.call_sync("finish", job_id, JobStatus.COMPLETED.value, "fixture", adapter_path=str(adapter))
+        registry.adopt_job(rec, "fixture").result()
+        registry.finish(job_id, JobStatus.COMPLETED.value, "fixture", adapter_path=str(adapter)).result()
         return job_id
 
     return _make

@@ -61,22 +61,3 @@ def wait_for_job(api_url: str, job_id: str, timeout: float = 900, until=None) ->
             return status
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} did not finish in {timeout} s: {status}")
-
-
-def stand_in_runner(job_id: str):
-    """A named actor in the place of a job's runner, for tests that drive the job's trainer
-    themselves: the API's runner watchdog relaunches any active job that has no runner."""
-    import ray
-
-    from sienn_ray.jobs.launcher import runner_name
-    from sienn_ray.settings import get_settings
-
-    @ray.remote(num_cpus=0)
-    class StandInRunner:
-        def ping(self) -> bool:
-            return True
-
-    actor = StandInRunner.options(name=runner_name(job_id), namespace=get_settings().ray_namespace,
-                                  lifetime="detached").remote()
-    ray.get(actor.ping.remote())
-    return actor

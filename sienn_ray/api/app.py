@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from .console import install_console
 from .errors import install_error_handlers
+from .openapi import exact_openapi
 from .routes import datasets, evaluation, exports, health, inference, jobs, models, openai_compat
 
 API_VERSION = "0.1.0"
@@ -23,4 +24,5 @@ def create_app() -> FastAPI:
     for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports):
         app.include_router(module.router)
     install_console(app)
+    exact_openapi(app)
     return app

@@ -1,23 +1,16 @@
-"""What a route needs, handed in through FastAPI dependencies."""
+"""What a route needs, handed in through FastAPI dependencies: the services and the principal."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends
 
-from ..errors import BadRequest, DatasetNotFound, ExportNotFound, JobNotFound
-from ..jobs.client import RegistryClient
-from ..paths import check_id
+from ..services.context import Services
+from ..services.principal import DEFAULT_PRINCIPAL, Principal
 
-
-@dataclass
-class Services:
-    registry: RegistryClient
-    # Serve DeploymentHandle of the inference deployment (None when not deployed).
-    inference: Any = None
-
+# Bound of every offset-like query parameter: far above any real table, far below what SQL can bind.
+MAX_OFFSET = 1_000_000_000
 
 _services: Services | None = None
 
@@ -35,17 +28,11 @@ def get_services() -> Services:
     return _services
 
 
+def get_principal() -> Principal:
+    """Who the request acts for. Without API keys: the default tenant, as an admin. Authentication
+    replaces this one dependency (``app.dependency_overrides`` or a new body) with the key's principal."""
+    return DEFAULT_PRINCIPAL
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-_NOT_FOUND = {"job_id": (JobNotFound, "Job"), "dataset_id": (DatasetNotFound, "Dataset"),
-              "export_id": (ExportNotFound, "Export")}
-
-
-def known_id(value: str, kind: str) -> str:
-    """An id from a request. A malformed one names nothing: the same 404 as an unknown one."""
-    try:
-        return check_id(value, kind)
-    except BadRequest:
-        error, label = _NOT_FOUND[kind]
-        raise error(f"{label} {value} not found") from None
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ..errors import SiennError
 from ..schemas.common import utcnow
@@ -47,12 +48,26 @@ async def _validation_error(_request: Request, exc: RequestValidationError):
     return error_response(400, "Invalid request: " + "; ".join(problems), "VALIDATION_ERROR", errors=problems)
 
 
-async def _http_error(_request: Request, exc: StarletteHTTPException):
+async def _http_error(request: Request, exc: StarletteHTTPException):
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and detail == "Not Found":
-        detail = f"No such endpoint: {_request.method} {_request.url.path}"
-    return error_response(exc.status_code, detail, code)
+        detail = f"No such endpoint: {request.method} {request.url.path}"
+    if exc.status_code == 405:  # Starlette names only the first matching route's methods
+        methods = allowed_methods(request)
+        headers["Allow"] = ", ".join(methods)
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {', '.join(methods)}"
+    return error_response(exc.status_code, detail, code, headers=headers or None)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (RFC 9110: a 405 lists them in Allow)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
 
 
 async def _unexpected(request: Request, exc: Exception):

@@ -39,6 +39,7 @@ class _Collector:
         self._name: str | None = None
         self._sink = None
         self._text = bytearray()
+        self.ended = False  # the closing boundary arrived: the body is whole
 
     def callbacks(self) -> dict:
         return {
@@ -49,6 +50,7 @@ class _Collector:
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
             "on_part_end": self._part_end,
+            "on_end": self._end,
         }
 
     def _add(self, attr: str, data: bytes) -> None:
@@ -93,6 +95,9 @@ class _Collector:
         elif self._name:
             self.upload.fields[self._name] = self._text.decode("utf-8", "replace")
 
+    def _end(self) -> None:
+        self.ended = True
+
     def close(self) -> None:
         if self._sink is not None:
             self._sink.close()
@@ -120,6 +125,10 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload
         collector.close()
         dest.unlink(missing_ok=True)
         raise BadRequest(f"Malformed multipart body: {err}") from None
+    if not collector.ended:  # cut off (client or proxy gave up): never ingest part of a file as a whole one
+        collector.close()
+        dest.unlink(missing_ok=True)
+        raise BadRequest("Incomplete multipart body: it ended before its closing boundary (upload cut off?)")
     if collector.upload.path is None:
         raise BadRequest("Missing form field 'file' (the dataset file)")
     return collector.upload

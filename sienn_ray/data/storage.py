@@ -1,12 +1,14 @@
 """Putting an ingested dataset in its place under the storage root.
 
-Datasets are named by the sha256 of the uploaded bytes, so re-uploading the
-same file gives the same ``dataset_id``. Files are moved into place with a
-rename, so a dataset folder is either complete or absent.
+Datasets are named by the tenant and the sha256 of the uploaded bytes, so
+re-uploading the same file gives the same ``dataset_id``, and another tenant
+uploading it gets an id (and a record) of its own. Files are moved into place
+with a rename, so a dataset folder is either complete or absent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,8 +20,8 @@ from ..schemas.common import utcnow
 from ..schemas.datasets import DatasetRecord, DatasetValidation
 
 
-def dataset_id_for(sha256: str) -> str:
-    return f"ds_{sha256[:16]}"
+def dataset_id_for(sha256: str, tenant: str) -> str:
+    return "ds_" + hashlib.sha256(f"{tenant}\n{sha256}".encode()).hexdigest()[:16]
 
 
 def staging_dir() -> Path:
@@ -29,9 +31,10 @@ def staging_dir() -> Path:
     return path
 
 
-def record_from_report(report, filename: str, name: str | None) -> DatasetRecord:
+def record_from_report(report, filename: str, name: str | None, tenant: str) -> DatasetRecord:
     return DatasetRecord(
-        dataset_id=dataset_id_for(report.sha256),
+        dataset_id=dataset_id_for(report.sha256, tenant),
+        tenant=tenant,
         name=name or None,
         filename=filename,
         format=report.format,

@@ -25,7 +25,7 @@ HEARTBEAT_SECONDS = 10.0
 
 @ray.remote(num_cpus=1, max_retries=1)
 def _export(task: dict, namespace: str) -> None:
-    run_and_record(ExportTask.model_validate(task), RegistryClient(namespace=namespace))
+    run_and_record(ExportTask.model_validate(task), RegistryClient.for_actor(namespace))
 
 
 def launch_export(task: ExportTask, namespace: str) -> None:
@@ -34,15 +34,15 @@ def launch_export(task: ExportTask, namespace: str) -> None:
 
 
 def run_and_record(task: ExportTask, registry: RegistryClient) -> None:
-    """Run one export and record its outcome through ``registry`` (any object with ``call_sync``)."""
+    """Run one export and record its outcome through ``registry`` (a ``RegistryClient``)."""
     latest = ["Export started"]
     stop = threading.Event()
 
     def heartbeat() -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
-            registry.call_sync("update_export", task.export_id, {"message": latest[0]})
+            registry.update_export(task.export_id, {"message": latest[0]}).result()
 
-    registry.call_sync("update_export", task.export_id, {"message": latest[0]})
+    registry.update_export(task.export_id, {"message": latest[0]}).result()
     beating = threading.Thread(target=heartbeat, name=f"heartbeat-{task.export_id}", daemon=True)
     beating.start()
     try:
@@ -56,4 +56,4 @@ def run_and_record(task: ExportTask, registry: RegistryClient) -> None:
     finally:
         stop.set()  # no late heartbeat may land after the outcome
         beating.join()
-    registry.call_sync("update_export", task.export_id, outcome | {"completed_at": utcnow()})
+    registry.update_export(task.export_id, outcome | {"completed_at": utcnow()}).result()

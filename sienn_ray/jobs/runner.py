@@ -1,126 +1,106 @@
-"""The JobRunner actor: one per job, detached, drives one TorchTrainer.fit() and exits.
+"""The JobRunner actor: one per lease, detached, drives one TorchTrainer.fit() and exits.
 
-It is started by the API, the CLI or the registry's reconciliation, and returns
-nothing to them: everything it learns goes to the registry.
+The registry launches it holding the job's lease (a fencing token). It renews
+the lease with heartbeats while the trainer runs, passes the token to rank 0
+(whose reports carry it), and reports the outcome of ``fit()`` with it. If the
+registry answers that the lease is gone (it expired, a newer runner holds the
+job), the runner exits at once, and the trainer it owns dies with it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from pathlib import Path
 
 import ray
 
 from .. import paths
-from ..schemas.jobs import JobStatus
-from .client import RegistryClient
+from ..schemas.jobs import JobRecord, RunOutcome
+from .client import REGISTRY_NAME, RegistryClient
 
 log = logging.getLogger(__name__)
 
-WAITING_POLL_S = 3.0
+PUBLIC_METRICS = ("train_loss", "eval_loss", "learning_rate", "tokens_per_second")
 
 
 @ray.remote(num_cpus=0, max_restarts=0)
 class JobRunner:
-    def __init__(self, job_id: str, namespace: str):
-        self.job_id = job_id
-        self.namespace = namespace
-        self.registry = RegistryClient(namespace=namespace)
-        self._started = threading.Event()
+    def __init__(self, job_id: str, token: int, namespace: str, heartbeat_s: float):
+        self.job_id, self.token, self.namespace = job_id, token, namespace
+        self.registry = RegistryClient.for_actor(namespace)
+        self.heartbeat_s = heartbeat_s
+        self._done = threading.Event()
 
     def run(self) -> None:
         try:
             self._run()
         finally:
+            self._done.set()
             ray.actor.exit_actor()
 
     def _run(self) -> None:
         from ..train.launch import build_trainer
 
-        rec = self.registry.call_sync("get_job", self.job_id)
-        if rec.status.is_terminal:
+        if not self._beat():
             return
+        threading.Thread(target=self._heartbeats, daemon=True, name=f"lease-{self.job_id}").start()
+        rec = self.registry.get_job(self.job_id).result()
         try:
             spec = self._spec(rec)
             trainer = build_trainer(spec)
         except Exception as err:  # noqa: BLE001 - a job that cannot start fails with its reason
-            self._finish(JobStatus.FAILED, f"Could not start training: {err}", error_code="TRAINING_FAILED")
+            self._report(RunOutcome(result="failed", message=f"Could not start training: {_short(err)}"))
             return
-        watcher = threading.Thread(target=self._report_waiting, args=(rec.config,), daemon=True)
-        watcher.start()
         try:
             result = trainer.fit()
         except Exception as err:  # noqa: BLE001
             log.exception("job %s failed", self.job_id)
-            self._finish(JobStatus.FAILED, f"Training failed: {_short(err)}", error_code="TRAINING_FAILED")
+            self._report(RunOutcome(result="failed", message=f"Training failed: {_short(err)}"))
             return
-        finally:
-            self._started.set()
-        self._complete(result, spec.adapter_dir)
+        self._report(outcome_of(result.metrics or {}, spec.adapter_dir))
 
-    def _spec(self, rec):
+    def _spec(self, rec: JobRecord):
         from ..train.spec import TrainJobSpec
-        from .client import REGISTRY_NAME
 
-        dataset = self.registry.call_sync("get_dataset", rec.dataset_id)
+        dataset = self.registry.get_dataset(rec.dataset_id).result()
         return TrainJobSpec(
-            job_id=rec.job_id,
-            model_name=rec.model_name,
-            model_path=rec.model_path,
-            dataset_path=str(paths.dataset_data(rec.dataset_id)),
-            config=rec.config,
-            storage_path=str(paths.job_train_storage(rec.job_id)),
-            adapter_dir=str(paths.job_adapter(rec.job_id)),
-            registry_name=REGISTRY_NAME,
-            namespace=self.namespace,
-            data_kind=dataset.kind,
+            job_id=rec.job_id, model_name=rec.model_name, model_path=rec.model_path,
+            dataset_path=str(paths.dataset_data(rec.dataset_id)), config=rec.config,
+            storage_path=str(paths.job_train_storage(rec.job_id)), adapter_dir=str(paths.job_adapter(rec.job_id)),
+            registry_name=REGISTRY_NAME, namespace=self.namespace, data_kind=dataset.kind, lease_token=self.token,
         )
 
-    def _complete(self, result, adapter_dir: str) -> None:
-        import os
+    def _report(self, outcome: RunOutcome) -> None:
+        self.registry.finish_run(self.job_id, self.token, outcome).result(timeout=120)
 
-        metrics = {k: v for k, v in (result.metrics or {}).items()
-                   if k in ("train_loss", "eval_loss", "learning_rate", "tokens_per_second")}
-        rec = self.registry.call_sync("get_job", self.job_id)
-        if rec.cancel_requested:
-            kept = f" at {rec.last_checkpoint}" if rec.last_checkpoint else ""
-            self._finish(JobStatus.CANCELLED, f"Cancelled by user; last checkpoint kept{kept}", metrics=metrics)
-        elif os.path.exists(os.path.join(adapter_dir, "adapter_config.json")):
-            self._finish(JobStatus.COMPLETED, "Training completed", adapter_path=adapter_dir, metrics=metrics)
-        else:
-            self._finish(JobStatus.FAILED, "Training ended without writing the adapter", error_code="TRAINING_FAILED")
+    def _beat(self) -> bool:
+        """Renew the lease; False when the registry says it is no longer ours."""
+        try:
+            return self.registry.heartbeat(self.job_id, self.token).result(timeout=max(self.heartbeat_s, 5))["ok"]
+        except Exception:  # noqa: BLE001 - the registry may be restarting; the lease outlives a few misses
+            log.warning("heartbeat of %s failed", self.job_id, exc_info=True)
+            return True
 
-    def _finish(self, status: JobStatus, message: str, **kwargs) -> None:
-        self.registry.call_sync("finish", self.job_id, status.value, message, timeout=120, **kwargs)
-
-    def _report_waiting(self, config) -> None:
-        """While the job is pending, say what resources it waits for."""
-        need_cpu = config.num_workers * config.cpus_per_worker
-        need_gpu = config.num_workers if config.use_gpu else 0
-        while not self._started.wait(WAITING_POLL_S):
-            try:
-                rec = self.registry.call_sync("get_job", self.job_id, timeout=10)
-                if rec.status != JobStatus.PENDING:
-                    return
-                total, free = ray.cluster_resources(), ray.available_resources()
-                message = _waiting_message(need_cpu, need_gpu, total, free)
-                if message and message != rec.message:
-                    self.registry.call_sync("mark_waiting", self.job_id, message, timeout=10)
-            except Exception:  # noqa: BLE001 - best effort status text only
-                log.debug("waiting report failed", exc_info=True)
+    def _heartbeats(self) -> None:
+        while not self._done.wait(self.heartbeat_s):
+            if not self._beat():
+                log.error("job %s: lease %d lost; this runner stops now", self.job_id, self.token)
+                os._exit(1)  # the Train controller and workers this actor owns die with it
 
 
-def _waiting_message(need_cpu: float, need_gpu: int, total: dict, free: dict) -> str | None:
-    parts = []
-    for name, need in (("CPU", need_cpu), ("GPU", need_gpu)):
-        if not need:
-            continue
-        if total.get(name, 0) < need:
-            parts.append(f"needs {need:g} {name} but the cluster has {total.get(name, 0):g} "
-                         "(waiting for the autoscaler or more nodes)")
-        elif free.get(name, 0) < need:
-            parts.append(f"needs {need:g} {name}, {free.get(name, 0):g} free now")
-    return "Waiting for resources: " + "; ".join(parts) if parts else None
+def outcome_of(metrics: dict, adapter_dir: str) -> RunOutcome:
+    """What a finished ``fit()`` means, from the last metrics its workers reported."""
+    public = {k: float(metrics[k]) for k in PUBLIC_METRICS if metrics.get(k) is not None}
+    where = {"step": metrics.get("step"), "epoch": metrics.get("epoch"), "metrics": public}
+    if metrics.get("stopped") == "cancelled":
+        return RunOutcome(result="stopped", message="Stopped as asked", **where)
+    if not (Path(adapter_dir) / "adapter_config.json").exists():
+        return RunOutcome(result="failed", message="Training ended without writing the adapter", **where)
+    message = "Stopped early (no eval improvement)" if metrics.get("stopped") == "early_stopping" \
+        else "Training completed"
+    return RunOutcome(result="finished", message=message, adapter_path=adapter_dir, **where)
 
 
 def _short(err: Exception, limit: int = 2000) -> str:

@@ -21,6 +21,7 @@ class DatasetRecord(BaseModel):
     """What the store keeps for an uploaded dataset; also the upload response."""
 
     dataset_id: str
+    tenant: str = "default"
     name: str | None = None
     filename: str
     format: Literal["csv", "json", "jsonl"]

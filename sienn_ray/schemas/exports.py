@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .common import Strict
 
@@ -16,6 +16,12 @@ DEFAULT_QUANTIZATION = "q8_0"
 
 
 class ExportRequest(Strict):
+    # A quantization only with the formats that have one (the rule resolve_quantization enforces), in the schema too.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"properties": {"format": {"const": "pytorch"}, "quantization": {"type": "null"}}},
+        {"properties": {"format": {"enum": ["gguf", "ollama"]}}},
+    ]})
+
     format: ExportFormat = Field(description="pytorch | gguf | ollama")
     quantization: Quantization | None = Field(
         None, description="For gguf and ollama (default q8_0); not allowed with pytorch"
@@ -31,6 +37,7 @@ class ExportFile(BaseModel):
 class ExportRecord(BaseModel):
     export_id: str
     job_id: str
+    tenant: str = "default"
     format: ExportFormat
     quantization: Quantization | None = None
     status: Literal["processing", "completed", "failed"] = "processing"

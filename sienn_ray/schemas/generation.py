@@ -20,6 +20,8 @@ MAX_PROMPT_CHARS = 200_000
 MAX_STOP_STRINGS = 8
 MAX_STOP_CHARS = 256
 MAX_TOP_K = 100_000
+# Seeds up to JSON's largest exact integer, so every client (and every JSON Schema validator) agrees.
+MAX_SEED = 2**53 - 1
 
 FinishReason = Literal["stop", "length"]
 
@@ -40,9 +42,11 @@ Temperature = Annotated[float, Field(ge=0, le=2, description="0 means greedy")]
 TopP = Annotated[float, Field(gt=0, le=1)]
 TopK = Annotated[int, Field(ge=0, le=MAX_TOP_K, description="0 disables top-k")]
 RepetitionPenalty = Annotated[float, Field(gt=0, le=10)]
-Seed = Annotated[int, Field(ge=0, le=2**63 - 1, description="Same seed and parameters, same text")]
-StopStrings = Annotated[tuple[str, ...], AfterValidator(check_stops),
-                        Field(description="Strings that end the answer (excluded from it)")]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="Same seed and parameters, same text")]
+# The limits are in the schema (so the OpenAPI document states them) and checked again by check_stops.
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+StopStrings = Annotated[tuple[StopString, ...], AfterValidator(check_stops),
+                        Field(max_length=MAX_STOP_STRINGS, description="Strings that end the answer (excluded from it)")]
 
 
 class SamplingParams(BaseModel):
@@ -62,5 +66,5 @@ class SamplingParams(BaseModel):
 DEFAULTS = SamplingParams()
 
 __all__ = ["DEFAULTS", "DEFAULT_MAX_NEW_TOKENS", "FinishReason", "MAX_NEW_TOKENS", "MAX_PROMPT_CHARS",
-           "MaxNewTokens", "RepetitionPenalty", "SamplingParams", "Seed", "StopStrings", "Temperature", "TopK",
+           "MaxNewTokens", "RepetitionPenalty", "SamplingParams", "Seed", "StopString", "StopStrings", "Temperature", "TopK",
            "TopP", "check_stops"]

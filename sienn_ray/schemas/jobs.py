@@ -63,8 +63,9 @@ class TrainingConfig(Strict):
 
 
 class JobStatus(str, Enum):
-    PENDING = "pending"
+    PENDING = "pending"  # queued, or launching: no worker has reported yet
     RUNNING = "running"
+    PAUSED = "paused"  # stopped at a checkpoint, holding no resources; resume re-queues it
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -74,18 +75,49 @@ class JobStatus(str, Enum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class JobPhase(str, Enum):
+    """Where an unfinished job is, finer than its status."""
+
+    QUEUED = "queued"  # in the registry's queue; holds no actor and no resources
+    LAUNCHING = "launching"  # a runner holds the job's lease; its workers have not reported yet
+    TRAINING = "training"
+    STOPPING = "stopping"  # a cancel or a pause is under way (workers agree on a step, save, stop)
+    PAUSED = "paused"
+    DONE = "done"  # completed, failed or cancelled
+
+
+StopKind = Literal["cancel", "pause"]
+EstimateSource = Literal["history", "calibration", "static"]
+MAX_PRIORITY = 100
+
+
+class Lease(BaseModel):
+    """The right to run a job, held by one runner at a time and renewed by its heartbeats."""
+
+    token: int = Field(description="Fencing token: grows with every grant; an older one is refused")
+    holder: str = Field(description="The runner actor's name (or the driver that adopted the job)")
+    granted_at: datetime
+    expires_at: datetime
+    heartbeat_at: datetime | None = None
+
+
 class StartFinetuningRequest(Strict):
-    dataset_id: str
-    model_name: str | None = Field(None, description="Base model; omitted -> the embedded default")
+    dataset_id: str = Field(..., max_length=80)
+    model_name: str | None = Field(None, max_length=1024, description="Base model; omitted -> the embedded default")
     config: TrainingConfig = Field(default_factory=TrainingConfig)
+    priority: int = Field(0, ge=0, le=MAX_PRIORITY, description="Higher runs first; first come, first served "
+                                                               "within a priority")
 
 
 class StartFinetuningResponse(BaseModel):
     job_id: str
     status: JobStatus
+    phase: JobPhase
+    queue_position: int | None
     message: str
     estimated_time: str
     estimated_seconds: float
+    estimate_source: EstimateSource
     created_at: datetime
 
 
@@ -100,7 +132,11 @@ class JobRecord(BaseModel):
     """Everything known about a job; the registry persists it and the status endpoint shows it."""
 
     job_id: str
+    tenant: str = "default"
     status: JobStatus = JobStatus.PENDING
+    phase: JobPhase = JobPhase.QUEUED
+    priority: int = 0
+    queue_position: int | None = Field(None, description="1 = launched next; computed when read, never stored")
     model_name: str
     model_path: str
     dataset_id: str
@@ -115,21 +151,40 @@ class JobRecord(BaseModel):
     message: str = "Fine-tuning job queued successfully"
     error_code: str | None = None
     created_at: datetime
+    queued_at: datetime | None = None
     started_at: datetime | None = None
     updated_at: datetime
     completed_at: datetime | None = None
     estimated_completion: datetime | None = None
     estimated_seconds: float | None = None
+    estimate_source: EstimateSource | None = None
     adapter_path: str | None = None
     last_checkpoint: str | None = None
-    attempts: int = 0
-    cancel_requested: bool = False
+    attempts: int = Field(0, description="Runner launches since the job was last queued (submit or resume)")
+    lease: Lease | None = None
+    last_token: int = Field(0, description="The newest fencing token granted for this job")
+    stop_request: StopKind | None = None
+    stop_deadline: datetime | None = None
     truncated_examples: int = 0
+
+
+class RunOutcome(BaseModel):
+    """What a runner reports when its trainer's ``fit()`` returned or raised."""
+
+    result: Literal["finished", "stopped", "failed"]
+    message: str = ""
+    error_code: str | None = None
+    adapter_path: str | None = None
+    step: int | None = Field(None, description="The last optimizer step the workers took")
+    epoch: int | None = Field(None, description="1-based epoch of that step")
+    metrics: dict[str, float] = {}
 
 
 class JobSummary(BaseModel):
     job_id: str
     status: JobStatus
+    phase: JobPhase
+    priority: int
     model_name: str
     dataset_id: str
     progress: float
@@ -156,6 +211,7 @@ class JobEvent(BaseModel):
 class JobEvents(BaseModel):
     job_id: str
     events: list[JobEvent]
+    has_more: bool = Field(description="More events after the last one; ask again with after=<its seq>")
 
 
 class LossPoint(BaseModel):

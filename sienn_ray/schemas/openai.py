@@ -9,13 +9,22 @@ top-k); the value ranges are the engine's, from ``generation.py``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .generation import (
-    FinishReason, MaxNewTokens, RepetitionPenalty, Seed, Temperature, TopK, TopP, check_stops,
+    MAX_STOP_STRINGS, FinishReason, MaxNewTokens, RepetitionPenalty, Seed, StopString, Temperature, TopK, TopP,
+    check_stops,
 )
+
+StopList = Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)]
+
+
+def unsupported(**schema) -> Any:
+    """A parameter accepted by name whose only supported values ``schema`` states for the OpenAPI
+    document; the model validator keeps refusing the rest with a message that names it."""
+    return Field(None, json_schema_extra=schema)
 
 
 class _OpenAIRequest(BaseModel):
@@ -28,7 +37,7 @@ class _OpenAIRequest(BaseModel):
     n: int = Field(1, ge=1, le=1, description="Only 1 is supported")
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    stop: str | list[str] | None = None
+    stop: StopString | StopList | None = None
     seed: Seed | None = None
     # Accepted and ignored: they only shape sampling, and clients send them by habit.
     presence_penalty: float = Field(0.0, ge=-2, le=2)
@@ -56,13 +65,13 @@ class _OpenAIRequest(BaseModel):
 class CompletionRequest(_OpenAIRequest):
     """POST /v1/completions: ``prompt`` is continued as-is (no template)."""
 
-    prompt: str | list[str]
+    prompt: str | list[str] = Field(json_schema_extra={"minItems": 1, "maxItems": 1})
     # OpenAI's default for completions; null means the engine's bounded default.
     max_tokens: MaxNewTokens | None = 16
-    echo: bool = False
-    logprobs: int | None = None
-    best_of: int | None = None
-    suffix: str | None = None
+    echo: bool = Field(False, json_schema_extra={"enum": [False]})
+    logprobs: int | None = unsupported(type="null")
+    best_of: int | None = unsupported(enum=[1, None])
+    suffix: str | None = unsupported(enum=["", None])
 
     @model_validator(mode="after")
     def _supported(self):
@@ -90,7 +99,8 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[dict[str, Any]] | None = Field(None, json_schema_extra={
+        "items": {"required": ["type"], "properties": {"type": {"const": "text"}}}})
 
     @property
     def text(self) -> str:
@@ -112,11 +122,11 @@ class ChatCompletionRequest(_OpenAIRequest):
     # Neither given: the engine's bounded default (DEFAULT_MAX_NEW_TOKENS, less if the context is shorter).
     max_tokens: MaxNewTokens | None = None
     max_completion_tokens: MaxNewTokens | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-    tools: list[Any] | None = None
-    functions: list[Any] | None = None
-    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = unsupported(enum=[False, None])
+    top_logprobs: int | None = unsupported(enum=[0, None])
+    tools: list[Any] | None = unsupported(maxItems=0)
+    functions: list[Any] | None = unsupported(maxItems=0)
+    response_format: dict[str, Any] | None = unsupported(properties={"type": {"const": "text"}})
 
     @model_validator(mode="after")
     def _supported(self):

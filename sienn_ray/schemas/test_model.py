@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .common import Strict
 from .generation import (
@@ -16,6 +16,12 @@ from .generation import (
 class TestModelRequest(Strict):
     """The spec's fields plus input, seed, repetition_penalty, stop, stream, model_name and template."""
 
+    # The one-target rule of ``_one_target``, in the OpenAPI schema too (a null counts as absent).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["job_id"], "properties": {"job_id": {"type": "string"}, "model_name": {"type": "null"},
+                                                "template": {"type": "null"}}},
+        {"required": ["model_name"], "properties": {"model_name": {"type": "string"}, "job_id": {"type": "null"}}},
+    ]})
     job_id: str | None = Field(None, description="A completed fine-tuning job (its adapter and template answer)")
     model_name: str | None = Field(None, description="Beyond the spec: test a base model instead of a job")
     prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS, description="The instruction")

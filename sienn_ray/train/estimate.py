@@ -55,17 +55,28 @@ def default_cache_file() -> Path:
 def calibrate(model_path: str | Path, *, threads: int = 1, cache_file: Path | None = None, seq_len: int = 128,
               batch_size: int = 4, steps: int = 3) -> float:
     """One worker's LoRA training tokens/s on this machine for the model at ``model_path`` (cached)."""
-    import torch
-
     path = Path(model_path).resolve()
-    key = f"{path}|{os.stat(path / 'config.json').st_mtime_ns}|threads={threads}|torch={torch.__version__}"
     cache_file = Path(cache_file) if cache_file is not None else default_cache_file()
-    cached = _read_cache(cache_file).get(key)
+    cached = _read_cache(cache_file).get(_cache_key(path, threads))
     if cached:
         return float(cached)
     value = _measure(path, threads, seq_len, batch_size, steps)
-    _write_cache(cache_file, key, value)
+    _write_cache(cache_file, _cache_key(path, threads), value)
     return value
+
+
+def cached_calibration(model_path: str | Path, *, threads: int = 1, cache_file: Path | None = None) -> float | None:
+    """The calibration already cached for this model, or None; never measures (so never loads the model)."""
+    path = Path(model_path).resolve()
+    cache_file = Path(cache_file) if cache_file is not None else default_cache_file()
+    cached = _read_cache(cache_file).get(_cache_key(path, threads))
+    return float(cached) if cached else None
+
+
+def _cache_key(path: Path, threads: int) -> str:
+    import torch
+
+    return f"{path}|{os.stat(path / 'config.json').st_mtime_ns}|threads={threads}|torch={torch.__version__}"
 
 
 def _measure(path: Path, threads: int, seq_len: int, batch_size: int, steps: int) -> float:

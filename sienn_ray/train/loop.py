@@ -163,6 +163,7 @@ class _Run:
             total = self.state.total_steps
             self.state = TrainState.load(folder)
             self.state.total_steps = total
+            self.state.stopped = None  # saved by a cancel or pause: the resumed run trains on
             restore_rng(folder, self.rank, self.cfg.seed, self.state.global_step)
         self.last_checkpoint_step = self.state.global_step
         log.info("resumed at step %d (epoch %d)", self.state.global_step, self.state.epoch + 1)

@@ -45,10 +45,12 @@ class ProgressReporter:
     the throttling is tested without Ray.
     """
 
-    def __init__(self, lookup: Callable[[], Any], job_id: str, *, min_interval_s: float = MIN_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic, poll: Callable[[Any], Any] = ray_poll):
+    def __init__(self, lookup: Callable[[], Any], job_id: str, *, token: int | None = None,
+                 min_interval_s: float = MIN_INTERVAL_S, clock: Callable[[], float] = time.monotonic,
+                 poll: Callable[[Any], Any] = ray_poll):
         self._lookup = lookup
         self.job_id = job_id
+        self.token = token  # the runner's lease: the registry refuses reports with an older one
         self.min_interval_s = min_interval_s
         self._clock = clock
         self._poll = poll
@@ -105,7 +107,7 @@ class ProgressReporter:
         if handle is None:
             return None
         try:
-            return getattr(handle, method).remote(self.job_id, *args)
+            return getattr(handle, method).remote(self.job_id, *args, self.token)
         except Exception as err:  # noqa: BLE001 - a dead handle: look the actor up again next time
             log.warning("job registry call %s failed (%s); training continues", method, err)
             self._handle = None
@@ -124,6 +126,8 @@ class ProgressReporter:
             return
         self._pending_answer = None
         if isinstance(answer, dict) and answer.get("cancel_requested"):
+            if answer.get("fenced"):
+                log.warning("job %s: lease %s is no longer current; this trainer stops", self.job_id, self.token)
             self.cancel_requested = True
 
 

@@ -29,6 +29,7 @@ class TrainJobSpec(Strict):
     adapter_dir: str = Field(description="Where the final PEFT adapter + tokenizer + template.json go")
     registry_name: str | None = Field(None, description="Named JobRegistry actor; None: report nowhere")
     namespace: str | None = None
+    lease_token: int | None = Field(None, description="The runner's lease; rank 0's reports carry it")
     data_kind: Literal["instruction", "chat"] = "instruction"
     resume_from: str | None = Field(
         None, description="A checkpoint directory to start from when the run has none of its own yet"

@@ -28,7 +28,8 @@ class RayTrainHooks(Hooks):
         self.world_size = ctx.get_world_size()
         self.device = ray.train.torch.get_device() if spec.config.use_gpu else torch.device("cpu")
         if self.rank == 0 and spec.registry_name:
-            self.reporter = ProgressReporter(ray_registry_lookup(spec.registry_name, spec.namespace), spec.job_id)
+            self.reporter = ProgressReporter(ray_registry_lookup(spec.registry_name, spec.namespace), spec.job_id,
+                                             token=spec.lease_token)
         else:
             self.reporter = NullReporter()
 

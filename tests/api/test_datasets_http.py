@@ -136,3 +136,17 @@ def test_records_survive_registry_and_app_restart(api_url, registry, ray_session
     serve.delete("sienn")
     serve.run(build_app({}), name="sienn", route_prefix="/")
     assert httpx.get(f"{api_url}/api/datasets/{ds}", timeout=60).json()["dataset_id"] == ds
+
+
+def test_an_upload_cut_off_inside_the_file_is_400_and_stores_nothing(api_url):
+    before = httpx.get(f"{api_url}/api/datasets").json()["total"]
+    head = (b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.jsonl"\r\n\r\n'
+            b'{"instruction": "cut off", "output": "never whole"}\n{"instruction": "half a ro')
+
+    def body():  # chunked, and it ends cleanly where the client gave up: inside the file part
+        yield head
+
+    resp = httpx.post(f"{api_url}/api/upload-dataset", content=body(),
+                      headers={"content-type": "multipart/form-data; boundary=XyZ"}, timeout=60)
+    assert resp.status_code == 400 and "closing boundary" in resp.json()["detail"], resp.text
+    assert httpx.get(f"{api_url}/api/datasets").json()["total"] == before

@@ -91,18 +91,29 @@ def test_adapter_reproduces_training_outputs_with_plain_peft(demo_job):
     assert exact >= 27 and stopped >= 27, (exact, stopped)
 
 
-def test_waiting_for_resources_then_cancel(api_url, demo_dataset_id, ray_session):
-    resp = _start(api_url, dataset_id=demo_dataset_id, config={"num_workers": 8, "num_epochs": 1})
+def test_never_fits_is_400_and_must_wait_is_queued_then_cancelled(api_url, demo_dataset_id, ray_session):
+    never = _start(api_url, dataset_id=demo_dataset_id, config={"num_workers": 8, "num_epochs": 1})
+    assert never.status_code == 400 and never.json()["error_code"] == "RESOURCES_UNAVAILABLE", never.text
+    assert "8 CPU" in never.json()["detail"] and "4 CPU" in never.json()["detail"]
+    gpu = _start(api_url, dataset_id=demo_dataset_id, config={"use_gpu": True})
+    assert gpu.status_code == 400 and "no node has one" in gpu.json()["detail"]
+    # 4 CPUs in the session cluster, 1 held by the inference replica: admitted, but it has to wait
+    resp = _start(api_url, dataset_id=demo_dataset_id, config={"cpus_per_worker": 4, "num_epochs": 1})
     assert resp.status_code == 200, resp.text
     job_id = resp.json()["job_id"]
     status = wait_for_job(api_url, job_id, timeout=120, until=lambda s: "Waiting for resources" in s["message"])
-    assert status["status"] == "pending" and "8 CPU" in status["message"], status
+    assert status["status"] == "pending" and status["phase"] == "queued" and status["queue_position"] == 1, status
+    assert "needs 4 CPU" in status["message"]
     in_use = httpx.delete(f"{api_url}/api/datasets/{demo_dataset_id}")
     assert in_use.status_code == 409 and in_use.json()["error_code"] == "DATASET_IN_USE"
     cancelled = httpx.post(f"{api_url}/api/jobs/{job_id}/cancel", timeout=60).json()
-    assert cancelled["status"] == "cancelled"
+    assert cancelled["status"] == "cancelled" and cancelled["queue_position"] is None
     again = httpx.post(f"{api_url}/api/jobs/{job_id}/cancel", timeout=60)
     assert again.status_code == 409
+    events = httpx.get(f"{api_url}/api/jobs/{job_id}/events", params={"limit": 1}).json()
+    assert [e["type"] for e in events["events"]] == ["created"] and events["has_more"]
+    rest = httpx.get(f"{api_url}/api/jobs/{job_id}/events", params={"after": events["events"][0]["seq"]}).json()
+    assert [e["type"] for e in rest["events"]] == ["cancelled"] and not rest["has_more"]
 
 
 def test_cancel_running_job_stops_workers(api_url, demo_dataset_id, ray_session):
@@ -120,7 +131,7 @@ def test_cancel_running_job_stops_workers(api_url, demo_dataset_id, ray_session)
     assert final["status"] == "cancelled" and final["step"] <= step + 1
     assert final["last_checkpoint"], final
     types = [e["type"] for e in httpx.get(f"{api_url}/api/jobs/{job_id}/events").json()["events"]]
-    assert "cancel_requested" in types and types[-1] == "cancelled"
+    assert "stop_requested" in types and types[-1] == "cancelled"
     deadline = time.time() + 60
     while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"] - 1 and time.time() < deadline:
         time.sleep(1)  # the inference replica holds 1 CPU; training workers must be gone

@@ -109,12 +109,12 @@ def demo_file(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def evaluated_job(make_completed_job, registry, demo_file) -> dict:
+def evaluated_job(make_completed_job, reader, demo_file) -> dict:
     """A completed job (random adapter on sienn-tiny-gpt2, trained on ``demo_file``) evaluated by the
     Ray task on its validation split, as the job runner does after training."""
     from sienn_ray.evaluation.plan import spec_for_job
     from sienn_ray.evaluation.task import evaluate_job
 
     job_id = make_completed_job()
-    spec = spec_for_job(registry.call_sync("get_job", job_id), demo_file, eval_samples=3, max_new_tokens=8)
+    spec = spec_for_job(reader.get_job(job_id), demo_file, eval_samples=3, max_new_tokens=8)
     return {"job_id": job_id, "spec": spec, "summary": evaluate_job(spec, timeout_s=600)}

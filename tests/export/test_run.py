@@ -144,11 +144,17 @@ def test_gguf_export_files(family_models, family_adapters, tmp_path):
 
 
 class FakeRegistry:
+    """Records ``update_export`` calls (the only registry operation an export task makes)."""
+
     def __init__(self):
         self.calls = []
 
-    def call_sync(self, method, *args, **kwargs):
-        self.calls.append((method, args))
+    def update_export(self, export_id, fields):
+        self.calls.append(("update_export", (export_id, fields)))
+        return self
+
+    def result(self):
+        return None
 
 
 def test_outcomes_are_recorded(family_models, family_adapters, tmp_path):

@@ -27,7 +27,7 @@ def chat_job(make_completed_job, registry) -> tuple[str, str, str]:
     from sienn_ray.data.templates import template_for
 
     job_id = make_completed_job("sienn-tiny-llama", seed=201)
-    rec = registry.call_sync("get_job", job_id)
+    rec = registry.get_job(job_id).result()
     template_for("chat", AutoTokenizer.from_pretrained(rec.model_path)).save(rec.adapter_path)
     return job_id, rec.model_path, rec.adapter_path
 

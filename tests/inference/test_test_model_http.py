@@ -35,7 +35,7 @@ def job_files(registry, jobs) -> dict[str, tuple[str, str]]:
     """job id -> (base path, adapter folder) from the registry's records."""
     out = {}
     for job_id in jobs:
-        rec = registry.call_sync("get_job", job_id)
+        rec = registry.get_job(job_id).result()
         out[job_id] = (rec.model_path, rec.adapter_path)
     return out
 
@@ -110,23 +110,23 @@ def test_a_job_that_is_not_completed_is_409_with_its_status(api_url, registry, m
     from sienn_ray.schemas.common import new_id, utcnow
     from sienn_ray.schemas.jobs import JobRecord, TrainingConfig
 
-    done = registry.call_sync("get_job", make_completed_job("sienn-tiny-gpt2", seed=1))
+    done = registry.get_job(make_completed_job("sienn-tiny-gpt2", seed=1)).result()
     now = utcnow()
     pending = JobRecord(job_id=new_id("job"), model_name=done.model_name, model_path=done.model_path,
                         dataset_id=done.dataset_id, config=TrainingConfig(), total_epochs=1, created_at=now,
                         updated_at=now)
-    registry.call_sync("create_job", pending)
+    registry.adopt_job(pending, "test").result()  # held by this test: never launched from the queue
     try:
         resp = ask(api_url, job_id=pending.job_id, prompt="hi")
-    finally:  # a pending job without a runner would be relaunched by the runner watchdog
-        registry.call_sync("finish", pending.job_id, "cancelled", "test over")
+    finally:
+        registry.finish(pending.job_id, "cancelled", "test over").result()
     assert resp.status_code == 409, resp.text
     assert "pending" in resp.json()["detail"] and resp.json()["job_status"] == "pending"
 
 
 def test_a_completed_job_without_adapter_files_is_model_not_found(api_url, registry, make_completed_job):
     job_id = make_completed_job("sienn-tiny-gpt2", seed=2)
-    shutil.rmtree(registry.call_sync("get_job", job_id).adapter_path)
+    shutil.rmtree(registry.get_job(job_id).result().adapter_path)
     resp = ask(api_url, job_id=job_id, prompt="hi")
     assert resp.status_code == 404 and resp.json()["error_code"] == "MODEL_NOT_FOUND", resp.text
 

@@ -18,11 +18,11 @@ from ray.util.state import list_actors
 from sienn_ray.data import storage
 from sienn_ray.data.demo import demo_records
 from sienn_ray.data.ingest import ingest_file
-from sienn_ray.jobs.client import RegistryClient
-from sienn_ray.jobs.launcher import launch_runner
-from sienn_ray.jobs.submit import build_job_record
+from sienn_ray.jobs.registry import connect_registry
 from sienn_ray.schemas.jobs import StartFinetuningRequest
+from sienn_ray.services.submit import build_job_record
 from sienn_ray.settings import apply_ray_env, get_settings
+from sienn_ray.store import ReadStore
 
 
 def main(config: dict) -> dict:
@@ -32,20 +32,21 @@ def main(config: dict) -> dict:
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace=get_settings().ray_namespace, log_to_driver=False)
     try:
-        registry = RegistryClient()
+        registry = connect_registry()
+        registry.ping().result(timeout=120)
+        reader = ReadStore(get_settings().db_url)
         staging = storage.staging_dir()
         source = staging / "demo.jsonl"
         source.write_text("".join(json.dumps(r) + "\n" for r in demo_records()))
         report = ingest_file(source, staging / "data.jsonl", "demo.jsonl")
-        dataset = storage.record_from_report(report, "demo.jsonl", None)
+        dataset = storage.record_from_report(report, "demo.jsonl", None, "default")
         storage.install_dataset(staging / "data.jsonl", dataset)
-        registry.call_sync("put_dataset", dataset)
-        rec = build_job_record(StartFinetuningRequest(dataset_id=dataset.dataset_id, config=config), dataset, [1000.0])
-        registry.call_sync("create_job", rec)
-        launch_runner(rec.job_id, get_settings().ray_namespace)
+        registry.put_dataset(dataset).result()
+        request = StartFinetuningRequest(dataset_id=dataset.dataset_id, config=config)
+        rec = registry.submit_job(build_job_record(request, dataset, [], "default")).result()
         deadline = time.time() + 600
         while time.time() < deadline:
-            job = registry.call_sync("get_job", rec.job_id)
+            job = reader.get_job(rec.job_id)
             if job.last_checkpoint and job.step >= 3:
                 break
             if job.status.is_terminal:
@@ -59,11 +60,11 @@ def main(config: dict) -> dict:
         cluster.remove_node(victim, allow_graceful=False)
         deadline = time.time() + 600
         while time.time() < deadline:
-            job = registry.call_sync("get_job", rec.job_id)
+            job = reader.get_job(rec.job_id)
             if job.status.is_terminal:
                 break
             time.sleep(0.5)
-        events = registry.call_sync("list_events", rec.job_id)
+        events = reader.list_events(rec.job_id)
         return {
             "status": job.status.value, "message": job.message, "killed_at_step": killed_at,
             "final_step": job.step, "total_steps": job.total_steps,

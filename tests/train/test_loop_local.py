@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from sienn_ray.data.templates import PromptTemplate
-from sienn_ray.jobs.book import _PROGRESS_FIELDS
+from sienn_ray.jobs.lifecycle import PROGRESS_FIELDS
 from sienn_ray.schemas.jobs import LossPoint, TrainingMetrics
 from sienn_ray.train import loop
 from sienn_ray.train.loop import LocalHooks, run_training
@@ -71,7 +71,7 @@ def test_progress_reports_fit_the_registry_schema(make_spec, tmp_path):
     spec = make_spec(rows=60)  # >= 50 rows: 10% held out, eval_loss each epoch
     run_training(spec, LocalHooks(tmp_path / "ckpt", reporter=_reporter(registry, spec.job_id)))
     updates = [args[1] for args in registry.args_of("report_progress")]
-    assert all(set(u) <= _PROGRESS_FIELDS | {"metrics"} for u in updates)
+    assert all(set(u) <= PROGRESS_FIELDS | {"metrics"} for u in updates)
     for u in updates:
         TrainingMetrics.model_validate(u.get("metrics", {}))
     assert updates[-1]["progress"] == 100.0 and updates[-1]["step"] == updates[-1]["total_steps"] == 28

@@ -112,4 +112,16 @@ def test_a_lost_answer_is_ignored():
 def test_events_carry_the_job_id():
     registry, clock = FakeRegistry(), Clock()
     _reporter(registry, clock).event("resumed", {"step": 8})
-    assert registry.calls == [("add_event", ("job_0123456789abcdef", "resumed", {"step": 8}))]
+    assert registry.calls == [("add_event", ("job_0123456789abcdef", "resumed", {"step": 8}, None))]
+
+
+def test_reports_carry_the_lease_token_and_a_fenced_answer_stops_the_trainer():
+    registry, clock = FakeRegistry(), Clock()
+    reporter = ProgressReporter(lambda: registry, "job_0123456789abcdef", token=7, clock=clock,
+                                poll=lambda ref: {"cancel_requested": True, "fenced": True})
+    reporter.report({"step": 1}, {"step": 1, "epoch": 0.0})
+    reporter.event("checkpoint", {"step": 1})
+    assert [args[-1] for _, args in registry.calls] == [7, 7, 7]
+    clock.now += 3
+    reporter.tick(_update(2))
+    assert reporter.cancel_requested

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ...data import storage
-from ...data.ingest import ingest_file
-from ...errors import DatasetNotFound
 from ...schemas.datasets import DatasetList, DatasetRecord, DeletedResponse
+from ...services import datasets, ingest
 from ...settings import get_settings
-from ..deps import ServicesDep, known_id
+from ..deps import MAX_OFFSET, PrincipalDep, ServicesDep
+from ..openapi import errors
 from ..upload import receive_upload
 
 router = APIRouter(tags=["datasets"])
@@ -32,43 +32,33 @@ _UPLOAD_DOC = {
 }
 
 
-@router.post("/api/upload-dataset", response_model=DatasetRecord, openapi_extra=_UPLOAD_DOC)
-async def upload_dataset(request: Request, services: ServicesDep):
+@router.post("/api/upload-dataset", response_model=DatasetRecord, openapi_extra=_UPLOAD_DOC,
+             responses=errors(400, 413, 503))
+async def upload_dataset(request: Request, services: ServicesDep, principal: PrincipalDep):
     """Upload and validate a dataset (multipart ``file``, optional ``name``)."""
     staging = storage.staging_dir()
     try:
         upload = await receive_upload(request, staging / "upload.bin", get_settings().max_upload_bytes)
-        report = await run_in_threadpool(
-            ingest_file, upload.path, staging / "data.jsonl", upload.filename, get_settings().max_upload_bytes
-        )
-        record = storage.record_from_report(report, upload.filename, upload.fields.get("name"))
-        try:
-            existing = await services.registry.call("get_dataset", record.dataset_id)
-            return existing
-        except DatasetNotFound:
-            pass
-        await run_in_threadpool(storage.install_dataset, staging / "data.jsonl", record)
-        return await services.registry.call("put_dataset", record)
+        return await ingest.ingest(services, principal, upload.path, upload.filename, upload.fields.get("name"))
     finally:
         await run_in_threadpool(shutil.rmtree, staging, True)
 
 
-@router.get("/api/datasets", response_model=DatasetList)
-async def list_datasets(services: ServicesDep, limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)):
+@router.get("/api/datasets", response_model=DatasetList, responses=errors(400))
+async def list_datasets(services: ServicesDep, principal: PrincipalDep, limit: int = Query(50, ge=1, le=1000),
+                        offset: int = Query(0, ge=0, le=MAX_OFFSET)):
     """Uploaded datasets, newest first."""
-    items, total = await services.registry.call("list_datasets", limit, offset)
-    return DatasetList(datasets=items, total=total, limit=limit, offset=offset)
+    return datasets.list_datasets(services, principal, limit, offset)
 
 
-@router.get("/api/datasets/{dataset_id}", response_model=DatasetRecord)
-async def get_dataset(dataset_id: str, services: ServicesDep):
+@router.get("/api/datasets/{dataset_id}", response_model=DatasetRecord, responses=errors(404))
+async def get_dataset(dataset_id: str, services: ServicesDep, principal: PrincipalDep):
     """One dataset's record and validation report."""
-    return await services.registry.call("get_dataset", known_id(dataset_id, "dataset_id"))
+    return datasets.get_dataset(services, principal, dataset_id)
 
 
-@router.delete("/api/datasets/{dataset_id}", response_model=DeletedResponse)
-async def delete_dataset(dataset_id: str, services: ServicesDep):
-    """Delete a dataset (409 while a pending or running job uses it)."""
-    rec = await services.registry.call("delete_dataset", known_id(dataset_id, "dataset_id"))
-    await run_in_threadpool(storage.remove_dataset_files, rec.dataset_id)
+@router.delete("/api/datasets/{dataset_id}", response_model=DeletedResponse, responses=errors(404, 409, 503))
+async def delete_dataset(dataset_id: str, services: ServicesDep, principal: PrincipalDep):
+    """Delete a dataset (409 while an unfinished job uses it)."""
+    rec = await datasets.delete_dataset(services, principal, dataset_id)
     return DeletedResponse(deleted=True, id=rec.dataset_id)

@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from ... import paths
 from ...schemas.common import utcnow
-from ..deps import ServicesDep
+from ...services import jobs
+from ..deps import PrincipalDep, ServicesDep
 
 router = APIRouter(tags=["health"])
 
@@ -36,6 +37,7 @@ class Metrics(BaseModel):
     active_jobs: int
     pending_jobs: int
     running_jobs: int
+    paused_jobs: int
     completed_jobs: int
     failed_jobs: int
     cancelled_jobs: int
@@ -55,8 +57,8 @@ async def health_detailed(services: ServicesDep):
     """Registry/database, Ray cluster, storage and system usage."""
     checks: dict[str, str] = {}
     try:
-        ping = await services.registry.call("ping")
-        checks["database"] = "connected" if ping.get("ok") else "error"
+        ping = await services.registry.ping()
+        checks["database"] = "connected" if ping.get("ok") and services.reader.ping() else "error"
         checks["registry"] = "running"
     except Exception as err:  # noqa: BLE001 - health reports failures instead of raising
         checks["database"] = checks["registry"] = f"error: {err}"
@@ -84,6 +86,6 @@ async def health_detailed(services: ServicesDep):
 
 
 @router.get("/api/metrics", response_model=Metrics)
-async def metrics(services: ServicesDep):
+async def metrics(services: ServicesDep, principal: PrincipalDep):
     """Counts of jobs by status, datasets, fine-tuned models and exports."""
-    return Metrics(**await services.registry.call("metrics"))
+    return Metrics(**jobs.metrics(services, principal))

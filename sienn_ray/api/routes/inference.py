@@ -29,7 +29,10 @@ from ...models.resolve import resolve_model
 from ...schemas.inference_call import InferenceResult
 from ...schemas.jobs import JobStatus
 from ...schemas.test_model import TestModelRequest, TestModelResponse
-from ..deps import Services, ServicesDep, known_id
+from ...services.lookup import find_job
+from ...services.principal import Principal
+from ..deps import PrincipalDep, Services, ServicesDep
+from ..openapi import errors
 
 router = APIRouter(tags=["inference"])
 
@@ -43,35 +46,37 @@ class Target:
     model_id: str
     base_path: str
     adapter_path: str | None = None
+    tenant: str | None = None  # a job's tenant (a base model belongs to everyone)
 
 
-async def resolve_target(services: Services, *, job_id: str | None = None, model_name: str | None = None) -> Target:
-    """A completed job's adapter, or a base model by name; raises the spec's 404/409 errors."""
+async def resolve_target(services: Services, principal: Principal, *, job_id: str | None = None,
+                         model_name: str | None = None) -> Target:
+    """A completed job of the principal's tenant, or a base model by name; raises the spec's 404/409 errors."""
     if job_id is None:
         model = await run_in_threadpool(resolve_model, model_name)
         return Target(model_id=model_name or model.name, base_path=model.path)
     target = _completed.get(job_id)
-    if target is None:
-        target = await _completed_job(services, job_id)
+    if target is None or principal.scope not in (None, target.tenant):
+        target = _completed_job(services, principal, job_id)
         _completed.put(job_id, target)
     # A stat or two: cheaper inline than a thread hop, and it must be fresh on every request.
     require_adapter(target.adapter_path, job_id)
     return target
 
 
-async def _completed_job(services: Services, job_id: str) -> Target:
-    job = await services.registry.call("get_job", known_id(job_id, "job_id"))
+def _completed_job(services: Services, principal: Principal, job_id: str) -> Target:
+    job = find_job(services, principal, job_id)
     if job.status != JobStatus.COMPLETED:
         raise JobStateConflict(f"Job {job_id} is {job.status.value}; only completed jobs can be tested",
                                job_status=job.status.value)
     adapter = Path(job.adapter_path) if job.adapter_path else paths.job_adapter(job_id)
-    return Target(model_id=job_id, base_path=job.model_path, adapter_path=str(adapter))
+    return Target(model_id=job_id, base_path=job.model_path, adapter_path=str(adapter), tenant=job.tenant)
 
 
 class _CompletedJobs:
     """Completed jobs seen lately. Completed is terminal, so a record cannot go stale in a way that
     matters; the TTL only bounds how long a deleted job would still be found (its files are
-    checked on every request regardless). Saves a registry round trip per test-model request."""
+    checked on every request regardless). Saves a database read per test-model request."""
 
     def __init__(self, size: int = 1024, ttl_s: float = 30.0):
         self._items: OrderedDict[str, tuple[float, Target]] = OrderedDict()
@@ -155,11 +160,12 @@ def error_data(err: Exception) -> dict:
     response_model=TestModelResponse,
     responses={200: {"content": {"text/event-stream": {}},
                      "description": "JSON, or with stream=true server-sent events: `token` events "
-                                    "({text}), then one `done` event with the JSON response's fields"}},
+                                    "({text}), then one `done` event with the JSON response's fields"},
+               **errors(400, 404, 409, 503)},
 )
-async def test_model(req: TestModelRequest, services: ServicesDep):
+async def test_model(req: TestModelRequest, services: ServicesDep, principal: PrincipalDep):
     """Generate a continuation of a prompt with a fine-tuned job (or a base model)."""
-    target = await resolve_target(services, job_id=req.job_id, model_name=req.model_name)
+    target = await resolve_target(services, principal, job_id=req.job_id, model_name=req.model_name)
     call = call_for(
         target,
         kind="raw" if req.template == "raw" else "instruction",

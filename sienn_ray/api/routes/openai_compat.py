@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import SiennError
 from ...models.resolve import list_models
@@ -32,9 +33,11 @@ from ...schemas.openai import (
     ChatCompletionResponse, ChatDelta, CompletionChoice, CompletionRequest, CompletionResponse, ModelCard, ModelList,
     Usage,
 )
-from ...schemas.jobs import JobStatus
-from ..deps import Services, ServicesDep
+from ...services import jobs as job_service
+from ...services.principal import Principal
+from ..deps import PrincipalDep, Services, ServicesDep
 from ..errors import describe_validation_errors
+from ..openapi import OpenAIError, errors
 from .inference import SSE_HEADERS, Target, call_for, error_data, generate, open_stream, resolve_target
 
 MAX_LISTED_JOBS = 1000
@@ -62,6 +65,8 @@ class _OpenAIErrors(APIRoute):
                 return openai_error(400, "; ".join(problems), "VALIDATION_ERROR")
             except SiennError as err:
                 return openai_error(err.status_code, err.detail, err.error_code, headers=err.headers)
+            except StarletteHTTPException as err:  # e.g. a body that is not JSON at all
+                return openai_error(err.status_code, str(err.detail), "VALIDATION_ERROR")
             except Exception as err:  # noqa: BLE001 - still an OpenAI-shaped answer for OpenAI clients
                 log.exception("unhandled error on %s %s", request.method, request.url.path)
                 return openai_error(500, f"Internal server error: {type(err).__name__}", "INTERNAL_ERROR")
@@ -69,13 +74,13 @@ class _OpenAIErrors(APIRoute):
         return route
 
 
-router = APIRouter(tags=["openai"], route_class=_OpenAIErrors)
+router = APIRouter(tags=["openai"], route_class=_OpenAIErrors, responses=errors(400, 404, 409, 503, model=OpenAIError))
 
 
-async def _target(services: Services, model: str) -> Target:
+async def _target(services: Services, principal: Principal, model: str) -> Target:
     if _is_job_id(model):
-        return await resolve_target(services, job_id=model)
-    return await resolve_target(services, model_name=model)
+        return await resolve_target(services, principal, job_id=model)
+    return await resolve_target(services, principal, model_name=model)
 
 
 def _is_job_id(model: str) -> bool:
@@ -86,9 +91,9 @@ def _is_job_id(model: str) -> bool:
 
 
 @router.get("/v1/models", response_model=ModelList)
-async def models(services: ServicesDep):
+async def models(services: ServicesDep, principal: PrincipalDep):
     """Completed fine-tuned jobs and the base models, as OpenAI model objects."""
-    jobs, _ = await services.registry.call("list_jobs", JobStatus.COMPLETED.value, MAX_LISTED_JOBS, 0)
+    jobs = job_service.completed_jobs(services, principal, MAX_LISTED_JOBS)
     cards = [ModelCard(id=job.job_id, created=int((job.completed_at or job.created_at).timestamp()),
                        owned_by=f"fine-tuned:{job.model_name}") for job in jobs]
     for base in await run_in_threadpool(list_models):
@@ -107,9 +112,9 @@ def _usage(result: InferenceResult) -> Usage:
 
 
 @router.post("/v1/completions", response_model=CompletionResponse)
-async def completions(req: CompletionRequest, services: ServicesDep):
+async def completions(req: CompletionRequest, services: ServicesDep, principal: PrincipalDep):
     """Continue ``prompt`` as-is (no template) with a job or a base model."""
-    target = await _target(services, req.model)
+    target = await _target(services, principal, req.model)
     call = call_for(target, kind="raw", text=req.prompt_text, **_sampling(req, req.max_tokens))
     reply_id, created = "cmpl-" + secrets.token_hex(12), int(time.time())
 
@@ -133,9 +138,9 @@ async def completions(req: CompletionRequest, services: ServicesDep):
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
-async def chat_completions(req: ChatCompletionRequest, services: ServicesDep):
+async def chat_completions(req: ChatCompletionRequest, services: ServicesDep, principal: PrincipalDep):
     """Answer a conversation, rendered with the job's template (alpaca jobs: the last user message)."""
-    target = await _target(services, req.model)
+    target = await _target(services, principal, req.model)
     messages = [{"role": m.role, "content": m.text} for m in req.messages]
     call = call_for(target, kind="chat", messages=messages, **_sampling(req, req.token_limit))
     reply_id, created = "chatcmpl-" + secrets.token_hex(12), int(time.time())

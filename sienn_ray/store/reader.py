@@ -1,0 +1,153 @@
+"""Reading records: what the API replicas, the CLI and the registry itself ask the database.
+
+Every query that a tenant can reach takes ``tenant``: ``None`` means every
+tenant (an admin, or the registry), a name restricts to that tenant's records,
+so another tenant's record reads exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from ..schemas.datasets import DatasetRecord
+from ..schemas.exports import ExportRecord
+from ..schemas.jobs import JobEvent, JobPhase, JobRecord, JobStatus, LossPoint
+from .tables import datasets, events, exports, jobs, make_engine, metrics
+
+# Statuses of jobs that still need their dataset (not finished, maybe resumed).
+UNFINISHED = (JobStatus.PENDING.value, JobStatus.RUNNING.value, JobStatus.PAUSED.value)
+# The queue's order: highest priority first, then first queued.
+QUEUE_ORDER = (jobs.c.priority.desc(), jobs.c.queue_seq, jobs.c.created_at)
+
+
+def _scoped(table: sa.Table, tenant: str | None) -> list:
+    return [] if tenant is None else [table.c.tenant == tenant]
+
+
+class ReadStore:
+    """Read-only access to the metadata database (SQLite: ``query_only``, so it can never write)."""
+
+    def __init__(self, url: str, *, read_only: bool = True):
+        self.url = url
+        self.engine = make_engine(url, read_only=read_only)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+    def _one(self, query) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def _page(self, table: sa.Table, where: list, order, limit: int | None, offset: int) -> tuple[list[str], int]:
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
+            query = sa.select(table.c.record).where(*where).order_by(*order).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(conn.execute(query).scalars()), total
+
+    # datasets
+    def get_dataset(self, dataset_id: str, tenant: str | None = None) -> DatasetRecord | None:
+        raw = self._one(sa.select(datasets.c.record).where(datasets.c.dataset_id == dataset_id,
+                                                           *_scoped(datasets, tenant)))
+        return DatasetRecord.model_validate_json(raw) if raw else None
+
+    def list_datasets(self, tenant: str | None, limit: int, offset: int) -> tuple[list[DatasetRecord], int]:
+        rows, total = self._page(datasets, _scoped(datasets, tenant), (datasets.c.uploaded_at.desc(),), limit, offset)
+        return [DatasetRecord.model_validate_json(r) for r in rows], total
+
+    def dataset_count(self, tenant: str | None = None) -> int:
+        return self._one(sa.select(sa.func.count()).select_from(datasets).where(*_scoped(datasets, tenant)))
+
+    # jobs
+    def get_job(self, job_id: str, tenant: str | None = None) -> JobRecord | None:
+        raw = self._one(sa.select(jobs.c.record).where(jobs.c.job_id == job_id, *_scoped(jobs, tenant)))
+        return JobRecord.model_validate_json(raw) if raw else None
+
+    def list_jobs(self, tenant: str | None = None, status: str | None = None, limit: int | None = None,
+                  offset: int = 0) -> tuple[list[JobRecord], int]:
+        where = _scoped(jobs, tenant) + ([jobs.c.status == status] if status else [])
+        rows, total = self._page(jobs, where, (jobs.c.created_at.desc(),), limit, offset)
+        return [JobRecord.model_validate_json(r) for r in rows], total
+
+    def jobs_in_phases(self, phases: Iterable[JobPhase], limit: int | None = None) -> list[JobRecord]:
+        """Jobs in these phases; queued ones come in queue order."""
+        query = sa.select(jobs.c.record).where(jobs.c.phase.in_([p.value for p in phases])).order_by(*QUEUE_ORDER)
+        with self.engine.connect() as conn:
+            return [JobRecord.model_validate_json(r) for r in conn.execute(query.limit(limit)).scalars()]
+
+    def queue_position(self, job: JobRecord) -> int | None:
+        """1 for the job launched next, 2 for the one after, ...; None for a job not in the queue."""
+        if job.phase != JobPhase.QUEUED:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(jobs.c.priority, jobs.c.queue_seq).where(jobs.c.job_id == job.job_id)).first()
+            if row is None:
+                return None
+            ahead = sa.or_(jobs.c.priority > row.priority,
+                           sa.and_(jobs.c.priority == row.priority, jobs.c.queue_seq < row.queue_seq))
+            count = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.phase == JobPhase.QUEUED.value, ahead)
+            return conn.execute(count).scalar() + 1
+
+    def unfinished_jobs_for_dataset(self, dataset_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                sa.select(jobs.c.job_id).where(jobs.c.dataset_id == dataset_id, jobs.c.status.in_(UNFINISHED))
+            ).scalars())
+
+    def job_counts(self, tenant: str | None = None) -> dict[str, int]:
+        query = sa.select(jobs.c.status, sa.func.count()).where(*_scoped(jobs, tenant)).group_by(jobs.c.status)
+        with self.engine.connect() as conn:
+            return {status: count for status, count in conn.execute(query).all()}
+
+    # events and loss history
+    def list_events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[JobEvent]:
+        """Events of a job with ``seq`` > ``after``, oldest first."""
+        query = sa.select(events).where(events.c.job_id == job_id, events.c.id > after).order_by(events.c.id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+        return [JobEvent(seq=r.id, job_id=r.job_id, type=r.type, timestamp=r.timestamp, data=json.loads(r.data))
+                for r in rows]
+
+    def loss_history(self, job_id: str) -> list[LossPoint]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(metrics.c.point).where(metrics.c.job_id == job_id).order_by(metrics.c.step)
+            ).scalars()
+            return [LossPoint.model_validate_json(r) for r in rows]
+
+    # exports
+    def get_export(self, export_id: str, tenant: str | None = None) -> ExportRecord | None:
+        raw = self._one(sa.select(exports.c.record).where(exports.c.export_id == export_id,
+                                                          *_scoped(exports, tenant)))
+        return ExportRecord.model_validate_json(raw) if raw else None
+
+    def list_exports(self, job_id: str | None = None, status: str | None = None,
+                     tenant: str | None = None) -> list[ExportRecord]:
+        where = _scoped(exports, tenant)
+        if job_id:
+            where.append(exports.c.job_id == job_id)
+        if status:
+            where.append(exports.c.status == status)
+        rows, _ = self._page(exports, where, (exports.c.created_at.desc(),), None, 0)
+        return [ExportRecord.model_validate_json(r) for r in rows]
+
+    def find_export(self, job_id: str, fmt: str, quantization: str | None,
+                    tenant: str | None = None) -> ExportRecord | None:
+        """The newest export of this job in this format/quantization, if any."""
+        where = _scoped(exports, tenant) + [exports.c.job_id == job_id, exports.c.format == fmt,
+                                            exports.c.quantization.is_(None) if quantization is None
+                                            else exports.c.quantization == quantization]
+        rows, _ = self._page(exports, where, (exports.c.created_at.desc(),), 1, 0)
+        return ExportRecord.model_validate_json(rows[0]) if rows else None
+
+    def export_count(self, status: str | None = None, tenant: str | None = None) -> int:
+        where = _scoped(exports, tenant) + ([exports.c.status == status] if status else [])
+        return self._one(sa.select(sa.func.count()).select_from(exports).where(*where))

@@ -1,0 +1,46 @@
+"""The typed registry client: one method per RegistryCore operation, same parameters, no strings."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import pytest
+from jobs_fakes import FakeCluster, dataset
+
+from sienn_ray.errors import DatasetNotFound
+from sienn_ray.jobs.client import RegistryClient
+from sienn_ray.jobs.core import RegistryCore
+from sienn_ray.store import Store
+
+
+def _public(cls) -> dict:
+    return {name: fn for name, fn in inspect.getmembers(cls, inspect.isfunction)
+            if not name.startswith("_") and fn.__qualname__.startswith(cls.__name__ + ".")}
+
+
+def test_every_operation_has_a_client_method_with_the_same_parameters():
+    core, client = _public(RegistryCore), _public(RegistryClient)
+    client.pop("for_actor", None), client.pop("in_process", None)
+    assert set(core) == set(client) - {"for_actor", "in_process"}
+    for name, fn in core.items():
+        expected = [(p.name, p.default, p.kind) for p in inspect.signature(fn).parameters.values()]
+        actual = [(p.name, p.default, p.kind) for p in inspect.signature(client[name]).parameters.values()]
+        assert actual == expected, name
+
+
+def test_no_client_call_names_a_method_by_string():
+    source = inspect.getsource(RegistryClient)
+    assert "RegistryCore." in source and 'call("' not in source and "getattr(self" not in source
+
+
+def test_in_process_client_awaits_and_blocks_alike(tmp_path):
+    client = RegistryClient.in_process(RegistryCore(Store(f"sqlite:///{tmp_path / 'db'}"), FakeCluster()))
+    stored = client.put_dataset(dataset()).result()
+    assert asyncio.run(_get(client, stored.dataset_id)).dataset_id == stored.dataset_id
+    with pytest.raises(DatasetNotFound):
+        client.get_dataset("ds_00000000000000ff").result()
+
+
+async def _get(client, dataset_id):
+    return await client.get_dataset(dataset_id)
