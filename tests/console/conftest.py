@@ -30,7 +30,9 @@ document.addEventListener("securitypolicyviolation",
 """
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop marked running on the main
+# thread while it lives, and Ray Serve's sync `.result()` refuses to run under it in later test modules.
+@pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
     if not Path(CHROMIUM).is_file():
