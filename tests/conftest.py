@@ -35,6 +35,8 @@ def pytest_configure(config):
     os.environ["RAY_DEDUP_LOGS"] = "0"
     # Small upload limit so the 413 path is testable without sending gigabytes.
     os.environ["SIENN_MAX_UPLOAD_BYTES"] = str(8 * 1024 * 1024)
+    # Fast default for tests that omit model_name; tests/models and tests/e2e check the real default.
+    os.environ["SIENN_DEFAULT_MODEL"] = "sienn-tiny-gpt2"
     os.environ.pop("RAY_ADDRESS", None)
     from sienn_ray.settings import apply_ray_env, reset_settings
 
