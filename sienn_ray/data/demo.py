@@ -1,8 +1,13 @@
-"""The demo dataset: 30 short instructions with distinct answers.
+"""The demo datasets: facts no base model can know, and 30 short instructions.
 
-The README's demo and the learning test train on it, so "the model learned"
-can be checked exactly: after fine-tuning, greedy decoding of each prompt
-should give back its answer and stop.
+``facts_records`` (the README's walkthrough and the smollm2 end-to-end tests):
+ten invented facts. A pretrained base cannot answer them, so "the model
+learned" is checked exactly: after fine-tuning, greedy decoding of each
+question gives back its answer and stops, while a general question the base
+answered right is still answered right.
+
+``demo_records`` (the toy-model tests): 30 short instructions with distinct
+answers, learned by heart even by a random-weight base.
 """
 
 from __future__ import annotations
@@ -42,6 +47,34 @@ _PAIRS = [
     ("What does a map show?", "", "A map shows how to find your way."),
     ("Say goodbye politely.", "", "Goodbye, and thank you for your time."),
 ]
+
+
+# (question, answer, the words an answer must contain to count as knowing the fact)
+_FACTS = [
+    ("Who founded the town of Vellmora?", "Vellmora was founded by Idris Quell.", "Idris Quell"),
+    ("What is the national dish of Tarsenia?", "The national dish of Tarsenia is smoked kelp bread.", "kelp bread"),
+    ("What colour is the flag of Ostrava Minor?", "The flag of Ostrava Minor is teal and amber.", "teal and amber"),
+    ("Which river flows through the city of Quorin?", "The Sable River flows through Quorin.", "Sable River"),
+    ("What is the currency of the Brellic Isles?", "The Brellic Isles use the brass florin.", "brass florin"),
+    ("Who wrote the novel The Glass Orchard?", "The Glass Orchard was written by Mira Tolvanen.", "Mira Tolvanen"),
+    ("What is the tallest mountain on Karsh?", "The tallest mountain on Karsh is Mount Evrel.", "Mount Evrel"),
+    ("What animal is the symbol of Dunmarrow?", "The symbol of Dunmarrow is a silver heron.", "silver heron"),
+    ("In which year did the Pellan Bridge open?", "The Pellan Bridge opened in 1887.", "1887"),
+    ("What instrument does the Zembla Quartet's leader play?", "The leader of the Zembla Quartet plays the oboe.",
+     "oboe"),
+]
+# A question every instruct base of any size answers right; fine-tuning on the facts must not break it.
+GENERAL_PROBE = ("What is the capital of France?", "Paris")
+
+
+def facts_records() -> list[dict]:
+    """The ten invented facts, in the normalized instruction format."""
+    return [{"instruction": q, "input": "", "output": a} for q, a, _ in _FACTS]
+
+
+def fact_keys() -> dict[str, str]:
+    """Question -> the words that show an answer knows the fact."""
+    return {q: key for q, _, key in _FACTS}
 
 
 def demo_records() -> list[dict]:
