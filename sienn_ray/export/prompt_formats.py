@@ -56,12 +56,13 @@ def ollama_template(template: PromptTemplate) -> str:
 
 
 def _chatml_candidates(template: PromptTemplate) -> list[str]:
-    """Plain ChatML, and ChatML with the default system message the template shows for a bare user turn."""
+    """ChatML with the default system message the template shows for a bare user turn (if any), then plain
+    ChatML; the first is tried first, so the Modelfile keeps the default even when the job sets SYSTEM."""
     candidates = [CHATML_GO]
     bare = PromptTemplate(**(template.model_dump() | {"system_prompt": None}))
     match = _DEFAULT_SYSTEM.match(render_chat_prompt(bare, [{"role": "user", "content": "x"}]))
     if match and "{{" not in match.group(1) and "}}" not in match.group(1):
-        candidates.append(_CHATML_DEFAULT_SYSTEM_GO % match.group(1))
+        candidates.insert(0, _CHATML_DEFAULT_SYSTEM_GO % match.group(1))
     return candidates
 
 
