@@ -26,6 +26,8 @@ def _pure_modules() -> list[str]:
 def test_pure_modules_import_with_ray_unimportable():
     modules = _pure_modules()
     assert "sienn_ray.data.templates" in modules and "sienn_ray.store" in modules
+    assert {"sienn_ray.models.gguf_import", "sienn_ray.models.pretrained", "sienn_ray.models.roots",
+            "sienn_ray.models.atomic", "sienn_ray.train.state"} <= set(modules)
     code = (
         "import sys\n"
         "class Block:\n"
