@@ -165,7 +165,7 @@ def instruction_messages(instruction: str, input: str = "", output: str | None =
 def render_prompt(template: PromptTemplate, prompt: str, input: str = "") -> str:
     """Render a user's prompt for inference exactly as training rendered instructions."""
     if template.kind == "alpaca":
-        return render_alpaca_prompt(prompt, input, template.bos_token if template.add_bos else "")
+        return render_alpaca_prompt(prompt, input, (template.bos_token or "") if template.add_bos else "")
     return render_chat_prompt(template, instruction_messages(prompt, input))
 
 

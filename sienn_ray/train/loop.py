@@ -9,12 +9,9 @@ One optimizer step consumes ``batch_size`` examples per rank for each of
 (seed, epoch) alone, so a run resumed from a checkpoint replays the exact
 remaining steps.
 
-``train_loss`` is what users read in status and history: the token-weighted
-mean over the logging window (the optimizer steps since the last report that
-carried a loss, at least ``LOSS_WINDOW_STEPS`` of them or a whole epoch), and
-the epoch mean over every rank at epoch end; never one micro-batch. The
-running sums and early stopping's best weights go into every checkpoint, so a
-resumed run reports the same losses and still ends on the best adapter.
+``train_loss`` in status and history is the token-weighted mean over the logging
+window (>= ``LOSS_WINDOW_STEPS`` optimizer steps, or the epoch) and the epoch mean
+at epoch end. Running sums and early stopping's best weights are checkpointed.
 """
 
 from __future__ import annotations
