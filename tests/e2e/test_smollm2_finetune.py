@@ -133,7 +133,7 @@ def test_train_loss_is_reported_per_window_and_falls(api_url, facts_job):
 
 
 def test_prompt_token_ids_are_identical_everywhere(api_url, facts_job, answers, exports, llama_cpp):
-    """Training, /api/test-model, transformers on the merged export, llama.cpp's chat and Ollama's TEMPLATE."""
+    """Training, /api/test-model, /v1, transformers on the merged export, llama.cpp's chat, Ollama's TEMPLATE."""
     from transformers import AutoTokenizer
 
     from sienn_ray.data.templates import PromptTemplate
@@ -150,6 +150,9 @@ def test_prompt_token_ids_are_identical_everywhere(api_url, facts_job, answers, 
         merged = merged_tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                       return_dict=True)["input_ids"]
         assert answers[record["instruction"]][0]["prompt_tokens"] == len(trained)
+        v1 = httpx.post(f"{api_url}/v1/chat/completions", timeout=600, json={
+            "model": facts_job["job_id"], "messages": messages, "max_tokens": 1, "temperature": 0})
+        assert v1.status_code == 200 and v1.json()["usage"]["prompt_tokens"] == len(trained), v1.text
         assert merged == trained
         assert llama_cpp["prompt_ids"][i] == trained
         assert llama_cpp["usage_prompt_tokens"][i] == len(trained)
