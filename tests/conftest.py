@@ -38,6 +38,8 @@ def pytest_configure(config):
     # Runner leases: short enough that the lease tests see one expire, long enough for a loaded machine.
     os.environ.setdefault("SIENN_LEASE_TTL_S", "20")
     os.environ.setdefault("SIENN_LAUNCH_GRACE_S", "240")
+    # Fast default for tests that omit model_name; tests/models and tests/e2e check the real default.
+    os.environ["SIENN_DEFAULT_MODEL"] = "sienn-tiny-gpt2"
     os.environ.pop("RAY_ADDRESS", None)
     from sienn_ray.settings import apply_ray_env, reset_settings
 

@@ -1,8 +1,13 @@
-"""The demo dataset: 30 short instructions with distinct answers.
+"""The demo datasets: facts no base model can know, and 30 short instructions.
 
-The README's demo and the learning test train on it, so "the model learned"
-can be checked exactly: after fine-tuning, greedy decoding of each prompt
-should give back its answer and stop.
+``facts_records`` (the README's walkthrough and the smollm2 end-to-end tests):
+ten invented facts. A pretrained base cannot answer them, so "the model
+learned" is checked exactly: after fine-tuning, greedy decoding of each
+question gives back its answer and stops, while a general question the base
+answered right is still answered right.
+
+``demo_records`` (the toy-model tests): 30 short instructions with distinct
+answers, learned by heart even by a random-weight base.
 """
 
 from __future__ import annotations
@@ -44,24 +49,52 @@ _PAIRS = [
 ]
 
 
+# (question, answer, the words an answer must contain to count as knowing the fact)
+_FACTS = [
+    ("Who founded the town of Vellmora?", "Vellmora was founded by Idris Quell.", "Idris Quell"),
+    ("What is the national dish of Tarsenia?", "The national dish of Tarsenia is smoked kelp bread.", "kelp bread"),
+    ("What colour is the flag of Ostrava Minor?", "The flag of Ostrava Minor is teal and amber.", "teal and amber"),
+    ("Which river flows through the city of Quorin?", "The Sable River flows through Quorin.", "Sable River"),
+    ("What is the currency of the Brellic Isles?", "The Brellic Isles use the brass florin.", "brass florin"),
+    ("Who wrote the novel The Glass Orchard?", "The Glass Orchard was written by Mira Tolvanen.", "Mira Tolvanen"),
+    ("What is the tallest mountain on Karsh?", "The tallest mountain on Karsh is Mount Evrel.", "Mount Evrel"),
+    ("What animal is the symbol of Dunmarrow?", "The symbol of Dunmarrow is a silver heron.", "silver heron"),
+    ("In which year did the Pellan Bridge open?", "The Pellan Bridge opened in 1887.", "1887"),
+    ("What instrument does the Zembla Quartet's leader play?", "The leader of the Zembla Quartet plays the oboe.",
+     "oboe"),
+]
+# A question every instruct base of any size answers right; fine-tuning on the facts must not break it.
+GENERAL_PROBE = ("What is the capital of France?", "Paris")
+
+
+def facts_records() -> list[dict]:
+    """The ten invented facts, in the normalized instruction format."""
+    return [{"instruction": q, "input": "", "output": a} for q, a, _ in _FACTS]
+
+
+def fact_keys() -> dict[str, str]:
+    """Question -> the words that show an answer knows the fact."""
+    return {q: key for q, _, key in _FACTS}
+
+
 def demo_records() -> list[dict]:
     """The 30 demo records, in the normalized instruction format."""
     return [{"instruction": i, "input": x, "output": o} for i, x, o in _PAIRS]
 
 
-def write_demo_jsonl(path: Path) -> Path:
-    """Write the demo records as JSONL (the format datasets are stored in) and return ``path``."""
+def write_demo_jsonl(path: Path, records: list[dict] | None = None) -> Path:
+    """Write the demo records (or ``records``) as JSONL, the format datasets are stored in; returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
-        for record in demo_records():
+        for record in demo_records() if records is None else records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return path
 
 
-# The README's demo settings: on the embedded default (sienn-tiny-gpt2, random weights) these train
-# the 30 records above to exact recall in well under a minute of CPU time (tests/train/test_ray_training.py).
-# Warmup matters: without it the first large steps knock a random-weight model off course.
+# The README's toy demo settings: on sienn-tiny-gpt2 (random weights) these train the 30 records above to
+# exact recall in well under a minute of CPU time (tests/train/test_ray_training.py). Warmup matters:
+# without it the first large steps knock a random-weight model off course.
 DEMO_TRAINING_CONFIG = {
     "num_epochs": 80,
     "batch_size": 4,
@@ -75,10 +108,25 @@ DEMO_TRAINING_CONFIG = {
     "checkpoint_every_steps": 160,
 }
 
+# The README's walkthrough settings on the real default (smollm2-135m-instruct): the ten facts are
+# recalled word for word after 8 epochs (24 optimizer steps; tests/e2e/test_smollm2_finetune.py). LoRA on
+# a pretrained 135M model wants 1e-3 to 2e-3; the spec's 2e-5 default only nudges it in a few epochs.
+FACTS_TRAINING_CONFIG = {
+    "num_epochs": 8,
+    "batch_size": 4,
+    "learning_rate": 2e-3,
+    "warmup_ratio": 0.1,
+    "lr_scheduler": "linear",
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.0,
+    "max_length": 128,
+}
+
 
 if __name__ == "__main__":
-    # `python -m sienn_ray.data.demo > demo.jsonl` (the README's walkthrough).
+    # `python -m sienn_ray.data.demo [--facts] > data.jsonl` (the README's walkthrough).
     import sys
 
-    for record in demo_records():
+    for record in facts_records() if "--facts" in sys.argv[1:] else demo_records():
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -13,6 +13,7 @@ inference see the same token boundaries.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -37,7 +38,11 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+IM_END = "<|im_end|>"
 TEMPLATE_FILE = "template.json"
+
+
+PromptChoice = Literal["auto", "chat", "alpaca"]
 
 
 class Segment(NamedTuple):
@@ -55,6 +60,12 @@ class PromptTemplate(BaseModel):
     chat_template: str | None = None
     # Extra strings that end a response (e.g. ``<|im_end|>`` for ChatML); EOS always does.
     stop_strings: list[str] = []
+    # A system message put first in every conversation that has none (chat templates only).
+    system_prompt: str | None = None
+    # The tokenizer's BOS text: chat templates get it as ``bos_token`` (as transformers and llama.cpp
+    # pass it); ``add_bos``: Alpaca prompts start with it, because the tokenizer adds BOS to plain text.
+    bos_token: str | None = None
+    add_bos: bool = False
 
     def save(self, folder: Path) -> Path:
         path = Path(folder) / TEMPLATE_FILE
@@ -66,61 +77,115 @@ class PromptTemplate(BaseModel):
         return cls.model_validate_json((Path(folder) / TEMPLATE_FILE).read_text(encoding="utf-8"))
 
 
-def template_for(kind: Literal["alpaca", "chat"], tokenizer: Any) -> PromptTemplate:
-    """The template a new job on ``tokenizer`` records for data of ``kind``."""
+def choose_kind(choice: PromptChoice, tokenizer: Any, data_kind: Literal["instruction", "chat"] = "instruction"
+                ) -> Literal["alpaca", "chat"]:
+    """``auto``: the base's own chat template when it has one, else Alpaca. Chat data is always chat."""
+    if data_kind == "chat":
+        return "chat"
+    if choice == "auto":
+        return "chat" if getattr(tokenizer, "chat_template", None) else "alpaca"
+    return choice
+
+
+def template_for(choice: PromptChoice, tokenizer: Any, *, data_kind: Literal["instruction", "chat"] = "instruction",
+                 system_prompt: str | None = None) -> PromptTemplate:
+    """The template a new job (or a bare base) on ``tokenizer`` uses for data of ``data_kind``."""
     eos = tokenizer.eos_token
     if eos is None:
         raise ValueError("The tokenizer has no EOS token; a fine-tuned model could never stop.")
+    kind = choose_kind(choice, tokenizer, data_kind)
+    bos = getattr(tokenizer, "bos_token", None)
     if kind == "alpaca":
-        return PromptTemplate(kind="alpaca", eos_token=eos)
+        if system_prompt:
+            raise ValueError("system_prompt needs a chat template; the Alpaca template has no system message")
+        return PromptTemplate(kind="alpaca", eos_token=eos, bos_token=bos, add_bos=_adds_bos(tokenizer))
     chat_template = getattr(tokenizer, "chat_template", None) or DEFAULT_CHAT_TEMPLATE
-    stops = ["<|im_end|>"] if "<|im_end|>" in chat_template else []
-    return PromptTemplate(kind="chat", eos_token=eos, chat_template=chat_template, stop_strings=stops)
+    stops = [IM_END] if IM_END in chat_template and IM_END != eos else []
+    return PromptTemplate(kind="chat", eos_token=eos, chat_template=chat_template, stop_strings=stops,
+                          system_prompt=system_prompt or None, bos_token=bos)
 
 
-def render_alpaca_prompt(instruction: str, input: str = "") -> str:
+def _adds_bos(tokenizer: Any) -> bool:
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    if bos_id is None:
+        return False
+    ids = tokenizer("a")["input_ids"]
+    return bool(ids) and ids[0] == bos_id and len(ids) > len(tokenizer("a", add_special_tokens=False)["input_ids"])
+
+
+def render_alpaca_prompt(instruction: str, input: str = "", bos: str = "") -> str:
     """The Alpaca prompt up to (and including) the ``### Response:`` header."""
     if input and input.strip():
-        return ALPACA_WITH_INPUT.format(instruction=instruction, input=input)
-    return ALPACA_NO_INPUT.format(instruction=instruction)
+        return bos + ALPACA_WITH_INPUT.format(instruction=instruction, input=input)
+    return bos + ALPACA_NO_INPUT.format(instruction=instruction)
+
+
+def _raise(message: str):
+    raise ValueError(f"chat template error: {message}")
+
+
+@lru_cache(maxsize=32)
+def _compiled(source: str):
+    """A chat template compiled once (records and turns reuse it), in the sandbox transformers uses."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.globals["raise_exception"] = _raise
+    return env.from_string(source)
+
+
+def with_system(template: PromptTemplate, messages: list[dict]) -> list[dict]:
+    """``messages`` with the job's system prompt first, unless they bring their own system message."""
+    if template.system_prompt and not (messages and messages[0].get("role") == "system"):
+        return [{"role": "system", "content": template.system_prompt}] + list(messages)
+    return list(messages)
 
 
 def _render_chat(template: PromptTemplate, messages: list[dict], add_generation_prompt: bool) -> str:
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(template.chat_template or DEFAULT_CHAT_TEMPLATE).render(
+    return _compiled(template.chat_template or DEFAULT_CHAT_TEMPLATE).render(
         messages=messages,
         add_generation_prompt=add_generation_prompt,
         eos_token=template.eos_token,
-        bos_token="",
+        bos_token=template.bos_token or "",
     )
 
 
 def render_chat_prompt(template: PromptTemplate, messages: list[dict]) -> str:
     """Conversation so far plus the assistant header: what the model continues."""
-    return _render_chat(template, messages, add_generation_prompt=True)
+    return _render_chat(template, with_system(template, messages), add_generation_prompt=True)
+
+
+def instruction_messages(instruction: str, input: str = "", output: str | None = None) -> list[dict]:
+    """An instruction record as a chat: user = instruction (+ input), assistant = output."""
+    content = instruction if not (input and input.strip()) else f"{instruction}\n\n{input}"
+    messages = [{"role": "user", "content": content}]
+    return messages + ([{"role": "assistant", "content": output}] if output is not None else [])
 
 
 def render_prompt(template: PromptTemplate, prompt: str, input: str = "") -> str:
     """Render a user's prompt for inference exactly as training rendered instructions."""
     if template.kind == "alpaca":
-        return render_alpaca_prompt(prompt, input)
-    content = prompt if not input else f"{prompt}\n\n{input}"
-    return render_chat_prompt(template, [{"role": "user", "content": content}])
+        return render_alpaca_prompt(prompt, input, (template.bos_token or "") if template.add_bos else "")
+    return render_chat_prompt(template, instruction_messages(prompt, input))
 
 
 def render_example(template: PromptTemplate, record: dict) -> list[Segment]:
     """Turn one normalized record into segments; EOS is appended by the tokenizer step.
 
-    Alpaca records give [prompt (masked), output (trained)]. Chat records give one
-    masked segment per non-assistant stretch and one trained segment per assistant
-    message (its closing tokens included, so the model learns to end its turn).
+    Alpaca records give [prompt (masked), output (trained)]. With a chat
+    template, an instruction record becomes a user/assistant exchange; chat
+    records give one masked segment per non-assistant stretch and one trained
+    segment per assistant message (its closing tokens included, so the model
+    learns to end its turn).
     """
     if template.kind == "alpaca":
-        prompt = render_alpaca_prompt(record["instruction"], record.get("input") or "")
+        prompt = render_prompt(template, record["instruction"], record.get("input") or "")
         return [Segment(prompt, False), Segment(record["output"], True)]
-    messages = record["messages"]
+    if "messages" in record:
+        messages = record["messages"]
+    else:
+        messages = instruction_messages(record["instruction"], record.get("input") or "", record["output"])
+    messages = with_system(template, messages)
     segments: list[Segment] = []
     done = ""
     for i, message in enumerate(messages):
@@ -134,3 +199,20 @@ def render_example(template: PromptTemplate, record: dict) -> list[Segment]:
         segments.append(Segment(full[len(prefix):], True))
         done = full
     return [s for s in segments if s.text]
+
+
+@lru_cache(maxsize=32)
+def _turn_ends_with_eos(chat_template: str, eos_token: str) -> bool:
+    probe = PromptTemplate(kind="chat", eos_token=eos_token, chat_template=chat_template)
+    marker = "sienn-probe-reply"
+    reply = render_example(probe, {"messages": [{"role": "user", "content": "u"},
+                                                {"role": "assistant", "content": marker}]})[-1].text
+    return eos_token in reply[reply.index(marker) + len(marker):]
+
+
+def needs_eos(template: PromptTemplate) -> bool:
+    """Whether training appends EOS after a response: not when the chat template closes turns with EOS
+    itself (SmolLM2: ``<|im_end|>``), so the model learns exactly the turn end inference stops on."""
+    if template.kind == "alpaca":
+        return True
+    return not _turn_ends_with_eos(template.chat_template or DEFAULT_CHAT_TEMPLATE, template.eos_token)

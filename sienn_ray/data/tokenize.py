@@ -5,7 +5,8 @@ on its own, without special tokens, and the pieces are concatenated; inference
 tokenizes ``render_prompt(...)`` the same way, so the prompt a fine-tuned model
 sees at inference ends on exactly the token boundary it was trained on. EOS is
 appended after the last trained segment and trained, so the model learns to
-stop. Masks never come from token values (a pad or EOS id inside the text is
+stop, unless the chat template already ends each turn with EOS (SmolLM2's
+``<|im_end|>``): then the turn's own end is what the model learns. Masks never come from token values (a pad or EOS id inside the text is
 an ordinary token): only a segment's ``trainable`` flag decides.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .templates import PromptTemplate, render_example
+from .templates import PromptTemplate, needs_eos, render_example
 
 IGNORE_INDEX = -100
 
@@ -61,8 +62,9 @@ def tokenize_example(tokenizer: Any, template: PromptTemplate, record: dict, max
         piece = encode_text(tokenizer, segment.text)
         ids += piece
         trainable += [segment.trainable] * len(piece)
-    ids.append(eos_id)
-    trainable.append(True)
+    if needs_eos(template):
+        ids.append(eos_id)
+        trainable.append(True)
     truncated = len(ids) > max_length
     ids, trainable = ids[:max_length], trainable[:max_length]
     # Position 0 is never predicted (nothing precedes it), so it cannot carry the response.

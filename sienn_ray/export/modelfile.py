@@ -2,8 +2,9 @@
 
 The Modelfile points at the GGUF beside it with a relative ``FROM ./file.gguf``
 (Ollama silently tries to pull a name that is not an existing file), carries the
-job's prompt template as TEMPLATE, and stops on the EOS text. There is never an
-ADAPTER line: the LoRA is merged into the GGUF.
+job's prompt template as TEMPLATE (its system prompt as SYSTEM), and stops on
+the EOS text and every other stop string. There is never an ADAPTER line: the
+LoRA is merged into the GGUF.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def build_modelfile(gguf_name: str, template: PromptTemplate, context_length: in
     stops = [template.eos_token] + [s for s in template.stop_strings if s != template.eos_token]
     lines = [f"# {title}" if title else "# Exported by sienn-ray", f"FROM ./{gguf_name}",
              f"TEMPLATE {quote(ollama_template(template))}"]
+    if template.system_prompt:
+        lines.append(f"SYSTEM {quote(template.system_prompt)}")
     lines += [f"PARAMETER stop {quote(stop)}" for stop in stops]
     lines.append(f"PARAMETER num_ctx {max(1, min(int(context_length), MAX_NUM_CTX))}")
     return "\n".join(lines) + "\n"
@@ -46,13 +49,21 @@ def quote(value: str) -> str:
 
 
 def read_template(modelfile_text: str) -> str:
-    """The TEMPLATE value of a Modelfile, delimited the way Ollama's parser does.
+    """The TEMPLATE value of a Modelfile, delimited the way Ollama's parser does."""
+    value = read_command(modelfile_text, "TEMPLATE")
+    if value is None:
+        raise ValueError("the Modelfile has no TEMPLATE")
+    return value
+
+
+def read_command(modelfile_text: str, command: str) -> str | None:
+    """The value of the first ``command`` line (None when absent).
 
     A value ends at the first line end where it is a complete quoted string.
     """
-    match = re.search(r"^TEMPLATE[ \t]+", modelfile_text, re.MULTILINE | re.IGNORECASE)
+    match = re.search(rf"^{command}[ \t]+", modelfile_text, re.MULTILINE | re.IGNORECASE)
     if not match:
-        raise ValueError("the Modelfile has no TEMPLATE")
+        return None
     rest = modelfile_text[match.end():]
     if not rest.startswith('"'):
         return rest.split("\n", 1)[0].strip()
@@ -64,9 +75,10 @@ def read_template(modelfile_text: str) -> str:
         if len(value) >= 2 * quote_len and value.endswith(value[:quote_len]):
             return value[quote_len:-quote_len]
         if end < 0:
-            raise ValueError("the Modelfile's TEMPLATE is not closed")
+            raise ValueError(f"the Modelfile's {command} is not closed")
 
 
-def modelfile_prompt(modelfile_text: str, prompt: str, system: str = "") -> str:
-    """The exact text Ollama sends the model for ``prompt`` under this Modelfile."""
+def modelfile_prompt(modelfile_text: str, prompt: str, system: str | None = None) -> str:
+    """The exact text Ollama sends the model for ``prompt`` under this Modelfile (default: its SYSTEM)."""
+    system = (read_command(modelfile_text, "SYSTEM") or "") if system is None else system
     return render_ollama_prompt(read_template(modelfile_text), prompt, system)

@@ -4,8 +4,10 @@ Ollama reads a Go template (the Modelfile's TEMPLATE); llama.cpp reads a Jinja
 chat template from the GGUF metadata. Both must produce exactly the text the
 model was fine-tuned on (``sienn_ray.data.templates``), so an exported model is
 asked the way it was trained. Chat templates are translated only when they are
-ChatML; every translation is checked by rendering sample conversations both
-ways, never assumed.
+ChatML, with or without a default system message (SmolLM2's template adds one
+when a conversation has none); every translation is checked by rendering
+sample conversations both ways, never assumed. A job's ``system_prompt`` goes
+into the Modelfile as SYSTEM and into the GGUF's chat template.
 
 ``render_go_template`` is a small renderer for the Go template subset these
 templates use (fields, ``range``, ``if``/``else``, ``{{-``/``-}}`` trimming), so
@@ -17,13 +19,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..data.templates import ALPACA_NO_INPUT, PromptTemplate, render_chat_prompt, render_prompt
+from ..data.templates import ALPACA_NO_INPUT, PromptTemplate, render_chat_prompt, render_prompt, with_system
 
 ALPACA_GO = ALPACA_NO_INPUT.replace("{instruction}", "{{ .Prompt }}")
 CHATML_GO = (
     "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
     "<|im_start|>assistant\n"
 )
+# ChatML whose template opens with a default system message when the conversation brings none.
+# Ollama's .System joins every system message, so it is empty exactly when there is none.
+_CHATML_DEFAULT_SYSTEM_GO = "{{- if .System }}{{ else }}<|im_start|>system\n%s<|im_end|>\n{{ end }}" + CHATML_GO
+_DEFAULT_SYSTEM = re.compile(r"^<\|im_start\|>system\n(.*?)<\|im_end\|>\n<\|im_start\|>user\n", re.DOTALL)
 
 # Conversations a translated chat template must render exactly like the original.
 _PROBES = (
@@ -41,21 +47,52 @@ def ollama_template(template: PromptTemplate) -> str:
     """The Modelfile TEMPLATE (Go syntax) equal to the job's prompt template."""
     if template.kind == "alpaca":
         return ALPACA_GO
-    for messages in _PROBES:
-        if render_chat_prompt(template, messages) != render_go_template(CHATML_GO, messages=messages):
-            raise TemplateNotSupported(
-                "the job's chat template is not ChatML; Ollama export supports Alpaca and ChatML templates"
-            )
-    return CHATML_GO
+    for candidate in _chatml_candidates(template):
+        if all(render_chat_prompt(template, m) == render_ollama_messages(candidate, ollama_messages(template, m))
+               for m in _PROBES):
+            return candidate
+    raise TemplateNotSupported(
+        "the job's chat template is not ChatML; Ollama export supports Alpaca and ChatML templates")
+
+
+def _chatml_candidates(template: PromptTemplate) -> list[str]:
+    """ChatML with the default system message the template shows for a bare user turn (if any), then plain
+    ChatML; the first is tried first, so the Modelfile keeps the default even when the job sets SYSTEM."""
+    candidates = [CHATML_GO]
+    bare = PromptTemplate(**(template.model_dump() | {"system_prompt": None}))
+    match = _DEFAULT_SYSTEM.match(render_chat_prompt(bare, [{"role": "user", "content": "x"}]))
+    if match and "{{" not in match.group(1) and "}}" not in match.group(1):
+        candidates.insert(0, _CHATML_DEFAULT_SYSTEM_GO % match.group(1))
+    return candidates
+
+
+def ollama_messages(template: PromptTemplate, messages: list[dict]) -> list[dict]:
+    """What Ollama puts in .Messages: a Modelfile SYSTEM (the job's system prompt) comes first when the
+    conversation has no system message."""
+    return with_system(template, messages)
+
+
+def render_ollama_messages(go_template: str, messages: list[dict]) -> str:
+    """What Ollama renders for ``messages`` (``.System`` joins the system messages, as Ollama's collate does)."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return render_go_template(go_template, prompt=users[-1] if users else "", system=system, messages=messages)
 
 
 def gguf_chat_template(template: PromptTemplate) -> str:
     """The Jinja chat template written into the GGUF (what llama.cpp's chat API applies)."""
     if template.kind == "chat":
-        return template.chat_template or ""
+        if not template.system_prompt:
+            return template.chat_template or ""
+        # The job's system prompt, put first like sienn-ray's own inference does (templates.with_system).
+        system = _jinja_str(template.system_prompt)
+        return ("{% if not messages or messages[0]['role'] != 'system' %}"
+                f"{{% set messages = [{{'role': 'system', 'content': {system}}}] + messages %}}"
+                "{% endif %}" + (template.chat_template or ""))
     head, tail = ALPACA_NO_INPUT.split("{instruction}")
+    bos = "{{ bos_token }}" if template.add_bos else ""
     return (
-        "{% for message in messages %}"
+        bos + "{% for message in messages %}"
         "{% if message['role'] == 'user' %}"
         f"{{{{ {_jinja_str(head)} + message['content'] + {_jinja_str(tail)} }}}}"
         "{% elif message['role'] == 'assistant' %}"
@@ -73,7 +110,8 @@ def render_ollama_prompt(go_template: str, prompt: str, system: str = "") -> str
 
 def check_prompt_parity(template: PromptTemplate, go_template: str, prompt: str) -> None:
     """Raise if Ollama would render ``prompt`` differently from sienn-ray's own inference."""
-    ours, theirs = render_prompt(template, prompt), render_ollama_prompt(go_template, prompt)
+    ours = render_prompt(template, prompt)
+    theirs = render_ollama_prompt(go_template, prompt, template.system_prompt or "")
     if ours != theirs:
         raise TemplateNotSupported(f"Modelfile template renders {theirs!r}, the job renders {ours!r}")
 

@@ -22,7 +22,30 @@ TOKENIZER_FILE = "tokenizer.json"
 _WORDS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|"
 _REST = r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 _SPLIT_REGEX_PRE = {_WORDS + r"\p{N}{1,3}" + _REST: "llama-bpe", _WORDS + r"\p{N}" + _REST: "qwen2"}
-SUPPORTED_TOKENIZERS = ("byte-level BPE (GPT-2 pre-tokenizer)", "Llama 3 BPE", "Qwen2 BPE")
+SUPPORTED_TOKENIZERS = ("byte-level BPE (GPT-2 pre-tokenizer)", "Llama 3 BPE", "Qwen2 BPE",
+                        "SmolLM/StarCoder BPE (digits split, then GPT-2)")
+_BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+# llama.cpp's "smollm" (and "starcoder") pre-tokenizer: every digit alone, then the GPT-2 regex.
+_DIGITS_THEN_GPT2 = {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True},
+                                                             _BYTE_LEVEL]}
+
+
+def hf_pre_tokenizer(pre: str) -> dict | None:
+    """The tokenizer.json ``pre_tokenizer`` llama.cpp's pre-tokenizer ``pre`` stands for (None: unknown).
+
+    The inverse of ``pre_tokenizer_name``: a GGUF imported as a base gets the
+    pre-tokenizer llama.cpp runs for it, so both tokenize the same way.
+    """
+    if pre == "gpt-2":
+        return dict(_BYTE_LEVEL)
+    if pre in ("smollm", "starcoder"):
+        return json.loads(json.dumps(_DIGITS_THEN_GPT2))
+    for regex, name in _SPLIT_REGEX_PRE.items():
+        if name == pre:
+            return {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}
+    return None
 
 
 @dataclass
@@ -55,6 +78,10 @@ def pre_tokenizer_name(spec: dict) -> str:
     if pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and not pre.get("add_prefix_space"):
         return "gpt-2"
     steps = pre.get("pretokenizers") or []
+    if pre.get("type") == "Sequence" and len(steps) == 2 and steps[0].get("type") == "Digits" \
+            and steps[0].get("individual_digits") and steps[1].get("type") == "ByteLevel" \
+            and steps[1].get("use_regex", True) and not steps[1].get("add_prefix_space"):
+        return "smollm"
     if pre.get("type") == "Sequence" and len(steps) == 2 and steps[0].get("type") == "Split" \
             and steps[1].get("type") == "ByteLevel" and not steps[1].get("use_regex", True):
         regex = (steps[0].get("pattern") or {}).get("Regex")

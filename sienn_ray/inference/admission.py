@@ -84,10 +84,12 @@ def _single_token_ids(tokenizer, template: PromptTemplate | None) -> frozenset[i
 def _base_template(base: LoadedBase, prompt: PromptSpec) -> PromptTemplate | None:
     if prompt.kind == "raw":
         return None
-    kind = prompt.template or ("chat" if prompt.kind == "chat" else "alpaca")
-    if kind not in base.templates:
-        base.templates[kind] = template_for(kind, base.tokenizer)
-    return base.templates[kind]
+    # A bare base is asked as training would render it: its own chat template when it has one.
+    choice, data_kind = prompt.template or "auto", "chat" if prompt.kind == "chat" else "instruction"
+    key = f"{choice}/{data_kind}"
+    if key not in base.templates:
+        base.templates[key] = template_for(choice, base.tokenizer, data_kind=data_kind)
+    return base.templates[key]
 
 
 __all__ = ["admit"]

@@ -1,4 +1,4 @@
-"""The two small base models that ship with sienn-ray, built locally from a seed.
+"""The two toy base models that ship with sienn-ray, built locally from a seed.
 
 The platform must train, serve and export with no model hub, so it carries its
 own base models: not as weights (that would bloat the package) but as a recipe.
@@ -9,23 +9,20 @@ would load a real checkpoint (``AutoModelForCausalLM.from_pretrained(dir)``).
 The same name and seed always give byte-identical files.
 
 The weights are random: the models produce noise until fine-tuned, which is all
-the tests and the demo need. Every width is a multiple of 32 because GGUF
+fast tests need (the real default base is ``pretrained.py``). Every width is a multiple of 32 because GGUF
 quantizes rows in blocks of 32.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from ..errors import ModelNotFound
 from ..paths import models_dir
+from .atomic import build_dir, exclusive_lock, remove_leftovers
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -36,7 +33,8 @@ SPECIAL_TOKENS = (EOS_TOKEN, PAD_TOKEN, IM_START, IM_END)
 
 STAMP_FILE = "sienn_embedded.json"
 # Bump when the recipe changes, so existing builds are rebuilt.
-RECIPE_VERSION = 1
+# 2: no chat template (a random model knows none; chat data falls back to ChatML).
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -107,8 +105,6 @@ def _train_tokenizer(vocab_size: int):
 def _hf_tokenizer(spec: EmbeddedSpec):
     from transformers import PreTrainedTokenizerFast
 
-    from ..data.templates import DEFAULT_CHAT_TEMPLATE
-
     return PreTrainedTokenizerFast(
         tokenizer_object=_train_tokenizer(spec.vocab_size),
         bos_token=EOS_TOKEN,
@@ -120,7 +116,6 @@ def _hf_tokenizer(spec: EmbeddedSpec):
         add_eos_token=False,
         # Decoding must return exactly what was encoded (no " ." -> "." cleanup).
         clean_up_tokenization_spaces=False,
-        chat_template=DEFAULT_CHAT_TEMPLATE,
     )
 
 
@@ -197,34 +192,7 @@ def build_embedded_model(name: str, dest: Path, seed: int = 0) -> Path:
     reader never sees a half-written model.
     """
     spec = _get_spec(name)
-    dest = Path(dest).absolute()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.build-", dir=dest.parent))
-    try:
-        _write_model(spec, seed, tmp)
-        _make_readable(tmp)
-        _replace_dir(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-def _make_readable(folder: Path) -> None:
-    """mkdtemp (and safetensors) create owner-only modes; every node and user must read the model."""
-    folder.chmod(0o755)
-    for path in folder.iterdir():
-        path.chmod(0o644)
-
-
-def _replace_dir(src: Path, dest: Path) -> None:
-    """Move ``src`` to ``dest``; an existing ``dest`` is swapped out, then removed."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.rename(dest, old)
-    os.rename(src, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return build_dir(dest, lambda tmp: _write_model(spec, seed, tmp))
 
 
 def is_built(folder: Path, name: str, seed: int = 0) -> bool:
@@ -236,34 +204,32 @@ def is_built(folder: Path, name: str, seed: int = 0) -> bool:
     return stamp.get("name") == name and stamp.get("seed") == seed and stamp.get("recipe_version") == RECIPE_VERSION
 
 
-def _remove_leftovers(root: Path) -> None:
-    """Delete temp and swapped-out dirs a killed build left behind (called under the lock)."""
-    for name in EMBEDDED_MODELS:
-        for pattern in (f".{name}.build-*", f".{name}.old-*"):
-            for leftover in root.glob(pattern):
-                shutil.rmtree(leftover, ignore_errors=True)
-
-
-def ensure_embedded_models(root: Path | None = None) -> dict[str, Path]:
-    """Build any embedded model missing under ``root`` (default: the models dir); name -> dir.
-
-    Safe when several processes call it at once: builds happen under an
-    exclusive file lock, and each is renamed into place whole.
-    """
+def ensure_toy_models(root: Path | None = None) -> dict[str, Path]:
+    """Build any toy model missing or stale under ``root`` (default: the models dir); name -> dir."""
     root = Path(root if root is not None else models_dir()).absolute()
     dirs = {name: root / name for name in EMBEDDED_MODELS}
     if all(is_built(path, name) for name, path in dirs.items()):
         return dirs
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".embedded.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            _remove_leftovers(root)
-            for name, path in dirs.items():
-                if not is_built(path, name):
-                    build_embedded_model(name, path)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive_lock(root / ".embedded.lock"):
+        for name, path in dirs.items():
+            remove_leftovers(root, name)
+            if not is_built(path, name):
+                build_embedded_model(name, path)
+    return dirs
+
+
+def ensure_embedded_models(root: Path | None = None) -> dict[str, Path]:
+    """Prepare every built-in base under ``root`` (default: the models dir); name -> dir.
+
+    The toy models are built from their recipe, the real default model is
+    converted from the GGUF its package ships (``pretrained.py``). Safe when
+    several processes call it at once: each build happens under an exclusive
+    file lock and is renamed into place whole; current builds are kept.
+    """
+    from .pretrained import ensure_pretrained
+
+    dirs = ensure_toy_models(root)
+    dirs.update(ensure_pretrained(root))
     return dirs
 
 

@@ -1,11 +1,14 @@
 """Turn a base-model name into a local directory, or fail with the alternatives.
 
-Order: an embedded model (built on demand), then an existing local directory
-holding ``config.json``, then a model already in the Hugging Face cache. Nothing
-is ever downloaded and no remote code is ever trusted: a training cluster may
-have no internet, and a name in a request must not make a node fetch and run
-code. Facts about a model (architecture, size, context length) are read from
-``config.json`` and the safetensors headers, never by loading the weights.
+Order: a built-in model (the real default and the toy models, prepared on
+demand), then a model folder or ``.gguf`` file inside the model roots
+(``roots.py``; a GGUF is converted once, ``gguf_import.py``), then a model
+already in the Hugging Face cache (when the cache is a root). Nothing is ever
+downloaded and no remote code is ever trusted: a training cluster may have no
+internet, and a name in a request must not make a node fetch and run code.
+Every miss outside the roots answers the same 404, whether the path exists
+or not. Facts about a model (architecture, size, context length) are read
+from ``config.json`` and the safetensors headers, never by loading the weights.
 """
 
 from __future__ import annotations
@@ -19,14 +22,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import ModelNotFound
+from ..errors import BadRequest, ModelNotFound
+from ..paths import models_dir
 from ..settings import get_settings
-from .embedded import EMBEDDED_MODELS, ensure_embedded_models
+from .embedded import EMBEDDED_MODELS, ensure_toy_models
+from .gguf_import import cached_conversion, file_sha256
+from .pretrained import PRETRAINED_MODELS, prepare_pretrained
+from .roots import escapes_roots, find_in_roots, inside_roots
 
-Source = Literal["embedded", "local", "hf-cache"]
+Source = Literal["embedded", "local", "gguf", "hf-cache"]
 _MAX_NAME_LEN = 1024
 # Keys different architectures use for the context length, most specific first.
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
+TOY_DESCRIPTION = "Random-weight {arch} test model for fast tests: it knows no language until fine-tuned."
+TOY_PROVENANCE = "Built locally by sienn-ray from a seed (no pretraining)."
 
 
 class ResolvedModel(BaseModel):
@@ -42,40 +51,52 @@ class ResolvedModel(BaseModel):
     num_parameters: int
     max_position_embeddings: int
     is_default: bool
+    description: str
+    provenance: str
+
+
+def builtin_names() -> list[str]:
+    """The built-in bases: the real pretrained ones first, then the toy test models."""
+    return list(PRETRAINED_MODELS) + list(EMBEDDED_MODELS)
 
 
 def resolve_model(name: str | None) -> ResolvedModel:
-    """Resolve ``name`` (``None``: the default model) or raise ``ModelNotFound``."""
+    """Resolve ``name`` (``None``: the default model) or raise ``ModelNotFound`` (``BadRequest`` for a bad GGUF)."""
     default = get_settings().default_model
     name = default if name is None else name
     _check_name(name)
-    if name in EMBEDDED_MODELS:
-        folder, source = ensure_embedded_models()[name], "embedded"
-    elif _is_model_dir(Path(name).expanduser()):
-        folder, source = Path(name).expanduser().resolve(), "local"
-        name = str(folder)
+    if name in PRETRAINED_MODELS:
+        spec = PRETRAINED_MODELS[name]
+        folder, source, about = prepare_pretrained(name), "embedded", (spec.description, spec.provenance)
+    elif name in EMBEDDED_MODELS:
+        folder, source = ensure_toy_models()[name], "embedded"
+        arch = EMBEDDED_MODELS[name].architecture.replace("gpt2", "GPT-2").replace("llama", "Llama")
+        about = (TOY_DESCRIPTION.format(arch=arch), TOY_PROVENANCE)
+    elif (found := find_in_roots(name)) is not None:
+        name, folder, source, about = _from_roots(name, found)
     else:
-        folder, source = _from_hf_cache(name), "hf-cache"
-    return _describe(name, folder, source, is_default=name == default)
+        folder, source, about = _from_hf_cache(name)
+    return _describe(name, folder, source, about, is_default=name == default)
 
 
 def list_models() -> list[ResolvedModel]:
-    """The base models usable now: the embedded ones, then causal LMs in the HF cache."""
-    models = [resolve_model(name) for name in EMBEDDED_MODELS]
+    """The base models usable now: the built-in ones, then causal LMs in the HF cache."""
+    models = [resolve_model(name) for name in builtin_names()]
     for repo_id in _cached_repo_ids():
         try:
             models.append(resolve_model(repo_id))
-        except ModelNotFound:
+        except (ModelNotFound, BadRequest):
             continue  # cached but not a usable causal LM (a tokenizer repo, a BERT, ...)
     return models
 
 
-def _not_found(name: str, why: str) -> ModelNotFound:
-    available = list(EMBEDDED_MODELS)
+def _not_found(name: str, why: str | None = None) -> ModelNotFound:
+    """The 404; ``why`` only for names found inside the roots (nothing else may vary with the filesystem)."""
+    available = builtin_names()
+    why = why or ("it is not a built-in model, a model folder or .gguf file inside the allowed model folders "
+                  "(SIENN_MODEL_DIRS), or a model in the Hugging Face cache")
     return ModelNotFound(
-        f"Model {name!r} not found: {why}. Available models: {', '.join(available)} "
-        "(or a local directory with config.json, or a model already in the Hugging Face cache; "
-        "nothing is downloaded).",
+        f"Model {name!r} not found: {why}. Built-in models: {', '.join(available)} (nothing is downloaded).",
         available=available,
     )
 
@@ -94,20 +115,47 @@ def _is_model_dir(path: Path) -> bool:
         return False
 
 
-def _from_hf_cache(name: str) -> Path:
+def _from_roots(name: str, found: Path) -> tuple[str, Path, Source, tuple[str, str]]:
+    """(name, folder, source, (description, provenance)) of a folder or GGUF inside the roots."""
+    gguf_file = found if found.is_file() and found.suffix == ".gguf" else None
+    if gguf_file is None and found.is_dir() and not _is_model_dir(found):
+        ggufs = sorted(found.glob("*.gguf"))
+        if len(ggufs) > 1:
+            raise BadRequest(f"{name!r} holds {len(ggufs)} GGUF files; name one of them: "
+                             + ", ".join(p.name for p in ggufs))
+        gguf_file = ggufs[0].resolve() if ggufs else None
+    if gguf_file is not None:
+        if not inside_roots(gguf_file):
+            raise _not_found(name)
+        folder = cached_conversion(gguf_file, models_dir())
+        about = ("Converted from a GGUF file", f"Dequantized to float32 by transformers' GGUF loader from "
+                 f"{gguf_file.name} (sha256 {file_sha256(gguf_file)}), converted once and cached.")
+        return str(gguf_file), folder, "gguf", about
+    if not _is_model_dir(found):
+        raise _not_found(name, "it is neither a model folder with config.json nor a .gguf file")
+    if escapes_roots(found):
+        raise _not_found(name)
+    return str(found), found, "local", ("Local Hugging Face model folder", f"Loaded from {found}")
+
+
+def _from_hf_cache(name: str) -> tuple[Path, Source, tuple[str, str]]:
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
+    cache = Path(constants.HF_HUB_CACHE).expanduser().resolve()
+    if not inside_roots(cache):
+        raise _not_found(name)
     try:
-        # cache_dir read at call time so HF_HUB_CACHE set by the operator (or a test) applies.
-        snapshot = Path(snapshot_download(name, local_files_only=True, cache_dir=constants.HF_HUB_CACHE))
-    except HFValidationError:
-        raise _not_found(name, "it is not an embedded model, a local model directory, or a valid hub id") from None
-    except (LocalEntryNotFoundError, OSError):
-        raise _not_found(name, "it is not an embedded model, a local model directory, or in the Hugging Face cache") from None
+        snapshot = Path(snapshot_download(name, local_files_only=True, cache_dir=str(cache)))
+    except (HFValidationError, LocalEntryNotFoundError, OSError, ValueError):
+        raise _not_found(name) from None
+    if not inside_roots(snapshot.resolve()) or escapes_roots(snapshot):
+        raise _not_found(name)
     if not _is_model_dir(snapshot):
         raise _not_found(name, "the cached copy has no config.json")
-    return snapshot
+    about = ("Model from the Hugging Face cache", f"{name} at revision {snapshot.name} (already cached; "
+             "nothing is downloaded)")
+    return snapshot, "hf-cache", about
 
 
 def _cached_repo_ids() -> list[str]:
@@ -120,10 +168,12 @@ def _cached_repo_ids() -> list[str]:
     return sorted(repo.repo_id for repo in info.repos if repo.repo_type == "model")
 
 
-def _describe(name: str, folder: Path, source: Source, is_default: bool) -> ResolvedModel:
+def _describe(name: str, folder: Path, source: Source, about: tuple[str, str], is_default: bool) -> ResolvedModel:
     config_path = folder / "config.json"
     facts = _model_facts(str(folder), config_path.stat().st_mtime_ns)
-    return ResolvedModel(name=name, path=str(folder), source=source, is_default=is_default, **facts)
+    description, provenance = about
+    return ResolvedModel(name=name, path=str(folder), source=source, is_default=is_default,
+                         description=description, provenance=provenance, **facts)
 
 
 @lru_cache(maxsize=256)

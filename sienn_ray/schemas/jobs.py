@@ -43,6 +43,13 @@ class TrainingConfig(Strict):
         None, ge=1, description="Stop after this many evaluations without eval_loss improving"
     )
     train_on_inputs: bool = Field(False, description="Also compute the loss on prompt tokens")
+    prompt_template: Literal["auto", "chat", "alpaca"] = Field(
+        "auto", description="How instruction records become text: auto = the base's chat template when it has "
+        "one, else Alpaca; chat = a chat template (ChatML when the base has none); alpaca. Chat datasets always "
+        "use the chat template. The job records its choice (template.json with the adapter)")
+    system_prompt: str | None = Field(
+        None, min_length=1, max_length=4000,
+        description="System message put first in every conversation without one (chat templates only)")
     packing: bool = Field(True, description="Padding-free packing of several examples per row")
     seed: int = 42
     # Beyond the spec: scale-out.
@@ -59,6 +66,8 @@ class TrainingConfig(Strict):
     def _deepspeed_needs_distributed_safe_settings(self):
         if self.target_modules is not None and not self.target_modules:
             raise ValueError("target_modules must not be empty (omit it to use the architecture's default)")
+        if self.system_prompt is not None and self.prompt_template == "alpaca":
+            raise ValueError("system_prompt needs a chat template; the Alpaca template has no system message")
         return self
 
 

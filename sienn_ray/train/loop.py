@@ -8,6 +8,10 @@ One optimizer step consumes ``batch_size`` examples per rank for each of
 ``gradient_accumulation_steps`` micro-batches. Data order comes from
 (seed, epoch) alone, so a run resumed from a checkpoint replays the exact
 remaining steps.
+
+``train_loss`` in status and history is the token-weighted mean over the logging
+window (>= ``LOSS_WINDOW_STEPS`` optimizer steps, or the epoch) and the epoch mean
+at epoch end. Running sums and early stopping's best weights are checkpointed.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from .inputs import count_rows, fill_to, load_shard, silenced, split_rows
 from .model import batch_loss, load_lora_model, load_tokenizer, probe_packing
 from .report import NullReporter
 from .spec import TrainJobSpec, effective_validation_split
-from .state import TrainState, restore_rng
+from .state import TrainState, load_best_weights, restore_rng, save_best_weights
 
 log = logging.getLogger(__name__)
+
+# The fewest optimizer steps a reported train_loss averages (a shorter epoch: the whole epoch).
+LOSS_WINDOW_STEPS = 10
 
 
 class Hooks:
@@ -93,10 +100,8 @@ class _Run:
         self.state = TrainState()
         self.last_checkpoint_step = -1
         self.best_weights: dict[str, torch.Tensor] | None = None
-        self._window_loss: list[float] = []
-        self._window_tokens = 0
-        self._window_start = time.monotonic()
-        self._epoch_losses: list[float] = []
+        self._rate_tokens = 0
+        self._rate_start = time.monotonic()
         self.epoch_train_loss: float | None = None
         self._start = time.monotonic()
         self._start_step = 0
@@ -106,7 +111,8 @@ class _Run:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)  # identical LoRA init on every rank
         self.tokenizer = load_tokenizer(self.spec.model_path)
-        self.template = template_for(self.spec.template_kind, self.tokenizer)
+        self.template = template_for(cfg.prompt_template, self.tokenizer, data_kind=self.spec.data_kind,
+                                     system_prompt=cfg.system_prompt)
         eos_id = self.tokenizer.convert_tokens_to_ids(self.template.eos_token)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos_id
         self._load_data()
@@ -117,6 +123,7 @@ class _Run:
                         model.config.model_type)
         micro = math.ceil(len(self.train_examples) / cfg.batch_size)
         self.steps_per_epoch = math.ceil(micro / cfg.gradient_accumulation_steps)
+        self.window_steps = max(1, min(LOSS_WINDOW_STEPS, self.steps_per_epoch))
         total = self.steps_per_epoch * cfg.num_epochs
         self.state.total_steps = total
         on_gpu = self.device.type == "cuda"
@@ -164,6 +171,9 @@ class _Run:
             self.state = TrainState.load(folder)
             self.state.total_steps = total
             self.state.stopped = None  # saved by a cancel or pause: the resumed run trains on
+            if self.rank != 0:  # rank 0's file holds every rank's running sums (see _checkpoint)
+                self.state.clear_running_losses()
+            self.best_weights = load_best_weights(folder)
             restore_rng(folder, self.rank, self.cfg.seed, self.state.global_step)
         self.last_checkpoint_step = self.state.global_step
         log.info("resumed at step %d (epoch %d)", self.state.global_step, self.state.epoch + 1)
@@ -171,7 +181,7 @@ class _Run:
 
     # training
     def train(self) -> None:
-        self._start = self._window_start = time.monotonic()
+        self._start = self._rate_start = time.monotonic()
         self._start_step = self.state.global_step
         if self.truncated:
             self.reporter.event("truncation", {"truncated": self.truncated, "dropped": self.dropped,
@@ -196,10 +206,8 @@ class _Run:
                 with self.autocast:
                     loss = batch_loss(self.stepper.model, batch)
                 self.stepper.backward(loss, boundary)
-            value = loss.item()
-            self._window_loss.append(value)
-            self._epoch_losses.append(value)
-            self._window_tokens += batch.num_tokens
+            state.add_loss(loss.item(), batch.num_targets)
+            self._rate_tokens += batch.num_tokens
             state.tokens_seen += batch.num_tokens
             state.micro_in_epoch = i + 1
             if boundary:
@@ -211,6 +219,7 @@ class _Run:
         state, cfg = self.state, self.cfg
         self.stepper.step()
         state.global_step += 1
+        state.window_steps += 1
         self.reporter.tick(lambda: self._progress_with_point(epoch, epoch_fraction))
         if self._agree(self.reporter.cancel_requested):
             state.stopped = "cancelled"
@@ -221,9 +230,9 @@ class _Run:
 
     def _end_epoch(self, epoch: int) -> None:
         state, cfg = self.state, self.cfg
-        total, count = self._reduce([sum(self._epoch_losses), len(self._epoch_losses)])
+        total, count = self._reduce([state.epoch_loss_sum, state.epoch_loss_targets])
         train_loss = total / count if count else None
-        self._epoch_losses = []
+        state.clear_running_losses()
         state.epoch, state.micro_in_epoch = epoch + 1, 0
         eval_loss = self._evaluate() if self.eval_examples else None
         state.last_eval_loss = eval_loss
@@ -277,13 +286,17 @@ class _Run:
 
     # checkpoints and the end
     def _checkpoint(self, metrics: dict) -> None:
-        step = self.state.global_step
+        step, state = self.state.global_step, self.state
         name = f"checkpoint_{step:08d}"
+        # Rank 0 saves the state: it takes over every rank's running epoch sums, so none is lost on resume.
+        total, count = self._reduce([state.epoch_loss_sum, state.epoch_loss_targets])
+        state.epoch_loss_sum, state.epoch_loss_targets = (total, int(count)) if self.rank == 0 else (0.0, 0)
         with tempfile.TemporaryDirectory(prefix="sienn-ckpt-") as tmp:
             folder = Path(tmp)
             wrote = self.stepper.save(folder, self.rank)
             if self.rank == 0:
-                self.state.save(folder)
+                state.save(folder)
+                save_best_weights(folder, self.best_weights)
             path = self.hooks.report(metrics, folder if (wrote or self.rank == 0) else None, name)
         self.last_checkpoint_step = step
         if self.rank == 0 and path:
@@ -334,12 +347,10 @@ class _Run:
 
     # reporting helpers
     def _metrics(self, epoch: int, train_loss: float | None = None, eval_loss: float | None = None) -> dict:
-        elapsed = max(time.monotonic() - self._window_start, 1e-9)
-        if train_loss is None and self._window_loss:
-            train_loss = sum(self._window_loss) / len(self._window_loss)
+        elapsed = max(time.monotonic() - self._rate_start, 1e-9)
         return {"step": self.state.global_step, "epoch": epoch + 1, "train_loss": train_loss,
                 "eval_loss": eval_loss, "learning_rate": self.stepper.lr,
-                "tokens_per_second": self._window_tokens * self.world / elapsed,
+                "tokens_per_second": self._rate_tokens * self.world / elapsed,
                 "truncated_examples": self.truncated, "stopped": self.state.stopped}
 
     @staticmethod
@@ -363,10 +374,16 @@ class _Run:
             update["estimated_completion"] = (datetime.now(timezone.utc) + timedelta(seconds=left)).isoformat()
         return update
 
-    def _progress_with_point(self, epoch: int, epoch_fraction: float) -> tuple[dict, dict]:
-        metrics = self._metrics(epoch)
-        self._window_loss, self._window_tokens, self._window_start = [], 0, time.monotonic()
+    def _progress_with_point(self, epoch: int, epoch_fraction: float) -> tuple[dict, dict | None]:
+        """A throttled progress update; it carries train_loss (and a loss point) once the window is full."""
+        state = self.state
+        window_loss = state.window_mean() if state.window_steps >= self.window_steps else None
+        metrics = self._metrics(epoch, train_loss=window_loss)
+        self._rate_tokens, self._rate_start = 0, time.monotonic()
         update = self._progress(epoch) | {"metrics": self._public(metrics)}
+        if window_loss is None:
+            return update, None
+        state.clear_window()
         return update, self._point(epoch + epoch_fraction, metrics)
 
     # collectives (no-ops in a world of one)

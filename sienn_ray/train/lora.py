@@ -25,6 +25,17 @@ def read_model_config(model_path: str | Path) -> dict:
     return json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
 
 
+def has_chat_template(model_path: str | Path) -> bool:
+    """Whether the base's tokenizer ships a chat template (read from its files, not loaded)."""
+    path = Path(model_path)
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    try:
+        return bool(json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template"))
+    except (OSError, ValueError):
+        return False
+
+
 def context_length(model_config: dict) -> int | None:
     """The model's maximum sequence length from its config.json, if it states one."""
     return next((model_config[k] for k in _CONTEXT_KEYS if isinstance(model_config.get(k), int)), None)
@@ -103,6 +114,9 @@ def validate_training_request(model_path: str | Path, config: TrainingConfig) ->
         if missing:
             problems.append(f"target_modules {missing} do not exist in {model_config.get('model_type')!r}; "
                             f"modules LoRA can adapt: {leaves}.")
+    if config.system_prompt and config.prompt_template == "auto" and not has_chat_template(model_path):
+        problems.append("system_prompt needs a chat template, and this base has none (prompt_template auto "
+                        "would use Alpaca); set prompt_template to chat (ChatML) or drop system_prompt.")
     if config.deepspeed is not None and config.deepspeed.offload_optimizer and config.deepspeed.stage == 0:
         problems.append("deepspeed.offload_optimizer needs ZeRO stage 1, 2 or 3 (stage is 0).")
     return problems

@@ -35,10 +35,6 @@ class TrainJobSpec(Strict):
         None, description="A checkpoint directory to start from when the run has none of its own yet"
     )
 
-    @property
-    def template_kind(self) -> Literal["alpaca", "chat"]:
-        return "alpaca" if self.data_kind == "instruction" else "chat"
-
 
 def effective_validation_split(config: TrainingConfig, num_rows: int) -> float:
     """The configured split, else 10% for datasets of at least 50 rows, else none."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ollama_grammar import ModelfileError, validate_modelfile
-from sienn_ray.data.templates import DEFAULT_CHAT_TEMPLATE, PromptTemplate, render_prompt
+from sienn_ray.data.templates import DEFAULT_CHAT_TEMPLATE, PromptTemplate, render_chat_prompt, render_prompt
 from sienn_ray.export.modelfile import build_modelfile, modelfile_prompt, quote, read_template
 from sienn_ray.export.prompt_formats import (
     ALPACA_GO, CHATML_GO, TemplateNotSupported, check_prompt_parity, gguf_chat_template, ollama_template,
@@ -107,3 +107,57 @@ def test_gguf_chat_template_renders_the_alpaca_prompt():
                         eos_token="<|endoftext|>")
     assert text == render_prompt(ALPACA, "Say hi")
     assert gguf_chat_template(CHATML) == DEFAULT_CHAT_TEMPLATE
+
+
+def _smollm_template(system_prompt: str | None = None) -> PromptTemplate:
+    from pathlib import Path
+
+    from sienn_ray.models.pretrained import SMOLLM2, source_gguf
+
+    import gguf
+
+    chat_template = gguf.GGUFReader(Path(source_gguf(SMOLLM2))).get_field("tokenizer.chat_template").contents()
+    return PromptTemplate(kind="chat", eos_token="<|im_end|>", chat_template=chat_template,
+                          system_prompt=system_prompt, bos_token="<|im_start|>")
+
+
+SMOLLM = _smollm_template()
+SMOLLM_SYSTEM = _smollm_template("Answer in one short sentence.")
+
+
+@pytest.mark.parametrize("template", [SMOLLM, SMOLLM_SYSTEM], ids=["default-system", "job-system"])
+@pytest.mark.parametrize("prompt", ["Who founded Vellmora?", "Two\nlines and {{ braces }}", "✓ 你好"])
+def test_the_smollm2_chat_template_in_go_renders_like_the_job(template, prompt, tmp_path):
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    text = build_modelfile("m.gguf", template, context_length=8192)
+    commands = validate_modelfile(text, tmp_path)
+    assert commands["stop"] == ["<|im_end|>"]
+    assert commands.get("system", []) == ([template.system_prompt] if template.system_prompt else [])
+    go = read_template(text)
+    assert ".System" in go and ".Messages" in go
+    assert modelfile_prompt(text, prompt) == render_prompt(template, prompt)
+    check_prompt_parity(template, go, prompt)
+
+
+def test_the_default_system_message_appears_only_without_a_system_message():
+    from sienn_ray.export.prompt_formats import render_ollama_messages
+
+    go = ollama_template(SMOLLM)
+    bare = render_ollama_messages(go, [{"role": "user", "content": "hi"}])
+    assert bare.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    own = render_ollama_messages(go, [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}])
+    assert own == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_the_gguf_chat_template_carries_the_job_system_prompt_for_llama_cpp():
+    pytest.importorskip("llama_cpp")
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    for template in (SMOLLM, SMOLLM_SYSTEM):
+        formatter = Jinja2ChatFormatter(template=gguf_chat_template(template), eos_token="<|im_end|>",
+                                        bos_token="<|im_start|>")
+        for prompt in ("Who founded Vellmora?", "a 'quoted' \\ backslash"):
+            rendered = formatter(messages=[{"role": "user", "content": prompt}]).prompt
+            assert rendered == render_prompt(template, prompt)
+        own = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "x"}]
+        assert formatter(messages=own).prompt == render_chat_prompt(template, own)

@@ -14,13 +14,13 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from sienn_ray.data.templates import DEFAULT_CHAT_TEMPLATE
+from sienn_ray.data.templates import DEFAULT_CHAT_TEMPLATE, render_chat_prompt, template_for
 from sienn_ray.errors import ModelNotFound
 from sienn_ray.models.embedded import (
     EMBEDDED_MODELS,
     STAMP_FILE,
     build_embedded_model,
-    ensure_embedded_models,
+    ensure_toy_models,
     is_built,
 )
 
@@ -41,7 +41,7 @@ ROUND_TRIP_TEXTS = [
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
-    return ensure_embedded_models(tmp_path_factory.mktemp("models"))
+    return ensure_toy_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -85,11 +85,15 @@ def test_special_tokens_consistent(built, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_chat_template(built, name):
+def test_no_chat_template_so_chat_data_falls_back_to_chatml(built, name):
+    """A random-weight model knows no template: instruction data uses Alpaca, chat data ChatML."""
     tokenizer = AutoTokenizer.from_pretrained(built[name])
-    assert tokenizer.chat_template == DEFAULT_CHAT_TEMPLATE
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
-    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert not tokenizer.chat_template
+    assert template_for("auto", tokenizer).kind == "alpaca"
+    chat = template_for("auto", tokenizer, data_kind="chat")
+    assert chat.chat_template == DEFAULT_CHAT_TEMPLATE
+    assert render_chat_prompt(chat, [{"role": "user", "content": "hi"}]) == \
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
 @pytest.mark.parametrize("text", ROUND_TRIP_TEXTS)
@@ -163,12 +167,12 @@ def test_unknown_name_is_model_not_found(tmp_path):
 
 def test_ensure_skips_current_and_rebuilds_stale(built):
     before = {name: (path / "model.safetensors").stat().st_mtime_ns for name, path in built.items()}
-    again = ensure_embedded_models(next(iter(built.values())).parent)
+    again = ensure_toy_models(next(iter(built.values())).parent)
     assert again == built
     assert {name: (path / "model.safetensors").stat().st_mtime_ns for name, path in built.items()} == before
     stamp_path = built["sienn-tiny-gpt2"] / STAMP_FILE
     stamp_path.write_text(json.dumps({**json.loads(stamp_path.read_text()), "recipe_version": 0}))
-    ensure_embedded_models(next(iter(built.values())).parent)
+    ensure_toy_models(next(iter(built.values())).parent)
     assert is_built(built["sienn-tiny-gpt2"], "sienn-tiny-gpt2")
 
 
@@ -177,7 +181,7 @@ def test_ensure_is_safe_concurrently(tmp_path):
 
     def worker():
         try:
-            results.append(ensure_embedded_models(tmp_path))
+            results.append(ensure_toy_models(tmp_path))
         except Exception as exc:  # surfaced by the assert below
             errors.append(exc)
 
@@ -192,12 +196,15 @@ def test_ensure_is_safe_concurrently(tmp_path):
     assert all(is_built(path, name) for name, path in results[0].items())
 
 
+@pytest.mark.slow
 def test_module_entry_point_builds_into_sienn_home(tmp_path):
+    """``python -m sienn_ray.models.embedded`` prepares every built-in base, the real one included."""
     env = {**os.environ, "SIENN_HOME": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "sienn_ray.models.embedded"], env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
+    assert f"smollm2-135m-instruct\t{tmp_path.resolve() / 'models' / 'smollm2-135m-instruct'}" in proc.stdout
     for name in NAMES:
         assert f"{name}\t{tmp_path.resolve() / 'models' / name}" in proc.stdout
         assert is_built(tmp_path / "models" / name, name)

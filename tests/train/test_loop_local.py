@@ -146,3 +146,88 @@ def test_chat_data_trains_with_the_chat_template(make_spec, tmp_path):
     assert metrics["step"] == 3
     template = PromptTemplate.load(Path(spec.adapter_dir))
     assert template.kind == "chat" and "<|im_start|>" in template.chat_template
+
+
+def _mean(pairs) -> float:
+    return sum(loss * n for loss, n in pairs) / sum(n for _, n in pairs)
+
+
+def test_train_loss_is_the_token_weighted_mean_over_the_logging_window(make_spec, tmp_path, monkeypatch):
+    """Status and history show a window of optimizer steps (and the epoch mean at epoch end), not a micro-batch."""
+    seen: list[tuple[float, int]] = []
+    real_loss = loop.batch_loss
+
+    def recording(model, batch):
+        loss = real_loss(model, batch)
+        seen.append((loss.item(), batch.num_targets))
+        return loss
+
+    monkeypatch.setattr(loop, "batch_loss", recording)
+    registry = FakeRegistry()
+    spec = make_spec(rows=60, num_epochs=2, validation_split=0.0)  # 15 optimizer steps per epoch
+    run_training(spec, LocalHooks(tmp_path / "ckpt", reporter=_reporter(registry, spec.job_id)))
+    assert loop.LOSS_WINDOW_STEPS == 10 and len(seen) == 30
+    points = {p["step"]: p["train_loss"] for _, p in registry.args_of("add_loss_point")}
+    expected = {10: _mean(seen[:10]), 15: _mean(seen[:15]), 25: _mean(seen[15:25]), 30: _mean(seen[15:30])}
+    assert points.keys() == expected.keys()
+    assert all(abs(points[s] - expected[s]) < 1e-9 for s in expected)
+    with_loss = {u["step"] for _, u in registry.args_of("report_progress") if "train_loss" in u.get("metrics", {})}
+    assert with_loss == {10, 15, 25, 30}
+    epoch_ends = [d["train_loss"] for t, d in registry.events() if t == "epoch_end"]
+    assert epoch_ends == pytest.approx([expected[15], expected[30]], abs=1e-9)
+
+
+def test_a_resumed_run_reports_the_same_epoch_loss_as_an_uninterrupted_one(make_spec, tmp_path):
+    spec = make_spec(lora_dropout=0.1, checkpoint_every_steps=3)
+    full_registry = FakeRegistry()
+    run_training(spec, LocalHooks(tmp_path / "full", reporter=_reporter(full_registry, spec.job_id)))
+    resumed_registry = FakeRegistry()
+    resumed_spec = spec.model_copy(update={"adapter_dir": str(tmp_path / "resumed-adapter")})
+    run_training(resumed_spec, LocalHooks(tmp_path / "resumed", resume_from=tmp_path / "full" / "checkpoint_00000006",
+                                          reporter=_reporter(resumed_registry, spec.job_id)))
+
+    def epoch_losses(registry):
+        return [d["train_loss"] for t, d in registry.events() if t == "epoch_end"]
+
+    assert epoch_losses(resumed_registry) == pytest.approx(epoch_losses(full_registry), abs=1e-6)
+
+
+def test_after_a_resume_early_stopping_still_ends_on_the_best_adapter(make_spec, tmp_path, monkeypatch):
+    eval_losses = {1: 2.0, 2: 1.5, 3: 1.6, 4: 1.7}
+    monkeypatch.setattr(loop._Run, "_evaluate", lambda self: eval_losses[self.state.epoch])
+    spec = make_spec(rows=60, num_epochs=6, early_stopping_patience=2)
+    full = LocalHooks(tmp_path / "full")
+    run_training(spec, full)
+    best = _weights(Path(full.reported[1]["checkpoint"]) / "adapter")
+    assert _same(_weights(spec.adapter_dir), best)
+
+    after_epoch_3 = Path(full.reported[2]["checkpoint"])
+    resumed_spec = spec.model_copy(update={"adapter_dir": str(tmp_path / "resumed-adapter")})
+    resumed = LocalHooks(tmp_path / "resumed", resume_from=after_epoch_3)
+    metrics = run_training(resumed_spec, resumed)
+    assert metrics["stopped"] == "early_stopping" and [r["epoch"] for r in resumed.reported] == [4]
+    last = _weights(Path(resumed.reported[-1]["checkpoint"]) / "adapter")
+    assert not _same(last, best)  # epoch 4 trained on: ending on the best adapter is a choice, not a given
+    assert _same(_weights(resumed_spec.adapter_dir), best)
+
+
+def test_the_rng_state_round_trips_and_is_loaded_without_unpickling_code(tmp_path):
+    import os
+    import pickle
+    import random
+
+    from sienn_ray.train.state import RNG_FILE, restore_rng
+
+    TrainState().save(tmp_path)
+    expected = (torch.rand(3), random.random())
+    restore_rng(tmp_path, 0, seed=0, step=0)
+    assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1]
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'ran'}",)
+
+    torch.save({"torch": torch.get_rng_state(), "python": Payload()}, tmp_path / RNG_FILE)
+    with pytest.raises(pickle.UnpicklingError):
+        restore_rng(tmp_path, 0, seed=0, step=0)
+    assert not (tmp_path / "ran").exists()
