@@ -167,11 +167,12 @@ def test_train_loss_is_the_token_weighted_mean_over_the_logging_window(make_spec
     spec = make_spec(rows=60, num_epochs=2, validation_split=0.0)  # 15 optimizer steps per epoch
     run_training(spec, LocalHooks(tmp_path / "ckpt", reporter=_reporter(registry, spec.job_id)))
     assert loop.LOSS_WINDOW_STEPS == 10 and len(seen) == 30
-    points = {p["step"]: p["train_loss"] for _, p in registry.args_of("add_loss_point")}
+    points = {args[1]["step"]: args[1]["train_loss"] for args in registry.args_of("add_loss_point")}
     expected = {10: _mean(seen[:10]), 15: _mean(seen[:15]), 25: _mean(seen[15:25]), 30: _mean(seen[15:30])}
     assert points.keys() == expected.keys()
     assert all(abs(points[s] - expected[s]) < 1e-9 for s in expected)
-    with_loss = {u["step"] for _, u in registry.args_of("report_progress") if "train_loss" in u.get("metrics", {})}
+    with_loss = {args[1]["step"] for args in registry.args_of("report_progress")
+                 if "train_loss" in args[1].get("metrics", {})}
     assert with_loss == {10, 15, 25, 30}
     epoch_ends = [d["train_loss"] for t, d in registry.events() if t == "epoch_end"]
     assert epoch_ends == pytest.approx([expected[15], expected[30]], abs=1e-9)
