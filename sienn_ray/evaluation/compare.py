@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from ..errors import BadRequest
-from ..schemas.evaluation import (
-    MAX_COMPARE_IDS, ComparedJob, EvaluationFigures, EvaluationReport,
-)
+from ..schemas.comparison import MAX_COMPARE_IDS, ComparedJob
+from ..schemas.evaluation import EvaluationFigures, EvaluationReport
 from ..schemas.jobs import JobRecord
 
 

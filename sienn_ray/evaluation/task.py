@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import ray
 
@@ -18,6 +19,8 @@ from ..schemas.evaluation import EvaluationSpec, EvaluationSummary
 from .record import evaluate_and_record, record_failure
 
 log = logging.getLogger(__name__)
+# How often a waiting caller checks whether it was asked to stop.
+POLL_S = 1.0
 
 
 # No retry: a worker that died evaluating (most often out of memory) would die again.
@@ -26,19 +29,31 @@ def _evaluate(spec: dict) -> dict:
     return evaluate_and_record(EvaluationSpec.model_validate(spec)).model_dump(mode="json")
 
 
-def evaluate_job(spec: EvaluationSpec, timeout_s: float | None = None) -> EvaluationSummary:
-    """Evaluate a trained job on the cluster and wait for the outcome (the job runner calls this)."""
+def evaluate_job(spec: EvaluationSpec, timeout_s: float | None = None,
+                 should_stop: Callable[[], str | None] = lambda: None) -> EvaluationSummary:
+    """Evaluate a trained job on the cluster and wait for the outcome (the job runner calls this).
+
+    ``should_stop`` is asked every second; a reason it returns (e.g. the job was cancelled) cancels the
+    task, and the evaluation is recorded as failed with that reason.
+    """
     started, clock = utcnow(), time.monotonic()
     options = {"name": f"evaluate-{spec.job_id}"} | ({"num_gpus": 1} if spec.use_gpu else {})
     ref = _evaluate.options(**options).remote(spec.model_dump(mode="json"))
-    try:
-        return EvaluationSummary.model_validate(ray.get(ref, timeout=timeout_s))
-    except ray.exceptions.GetTimeoutError:
-        ray.cancel(ref, force=True)
-        reason = f"the evaluation did not finish within {timeout_s:g} s"
-    except ray.exceptions.RayError as err:
-        # A RayTaskError's text holds the whole remote traceback; its first line says what happened.
-        reason = f"the evaluation task failed: {type(err).__name__}: {_first_line(err)}"
+    deadline = None if timeout_s is None else clock + timeout_s
+    while True:
+        ready, _ = ray.wait([ref], timeout=POLL_S)
+        if ready:
+            try:
+                return EvaluationSummary.model_validate(ray.get(ref))
+            except ray.exceptions.RayError as err:
+                # A RayTaskError's text holds the whole remote traceback; its first line says what happened.
+                reason = f"the evaluation task failed: {type(err).__name__}: {_first_line(err)}"
+            break
+        stop = should_stop()
+        if stop or (deadline is not None and time.monotonic() > deadline):
+            ray.cancel(ref, force=True)
+            reason = stop or f"the evaluation did not finish within {timeout_s:g} s"
+            break
     log.warning("evaluation of %s: %s", spec.job_id, reason)
     return record_failure(spec, started, reason, clock)
 

@@ -148,6 +148,9 @@ class RegistryClient:
     def add_loss_point(self, job_id: str, point: dict, token: int | None = None) -> Reply[None]:
         return self._call(RegistryCore.add_loss_point, job_id, point, token)
 
+    def begin_evaluation(self, job_id: str, token: int, adapter_path: str) -> Reply[dict]:
+        return self._call(RegistryCore.begin_evaluation, job_id, token, adapter_path)
+
     def finish_run(self, job_id: str, token: int, outcome: RunOutcome) -> Reply[JobRecord]:
         return self._call(RegistryCore.finish_run, job_id, token, outcome)
 

@@ -144,6 +144,17 @@ class RegistryCore:
         if token is not None and token == rec.last_token:
             self.store.add_loss_point(job_id, LossPoint.model_validate(point))
 
+    def begin_evaluation(self, job_id: str, token: int, adapter_path: str) -> dict:
+        """The runner's word that training is done and the evaluation starts; ``ok`` False: skip it (the
+        lease is gone, or a stop was asked for while the last steps ran)."""
+        rec = self._job(job_id, None)
+        if not lifecycle.holds_lease(rec, token) or rec.stop_request is not None:
+            return {"ok": False}
+        lifecycle.begin_evaluation(rec, adapter_path)
+        self._save(rec)
+        self._event(rec, "evaluation_started", {"step": rec.step})
+        return {"ok": True}
+
     def finish_run(self, job_id: str, token: int, outcome: RunOutcome) -> JobRecord:
         """The runner's word when ``fit()`` returned: completed, failed, or stopped as asked (cancel, pause).
         A runner whose lease was taken from it is not heard."""
@@ -158,6 +169,10 @@ class RegistryCore:
             self._event(rec, "paused", {"step": rec.step, "checkpoint": rec.last_checkpoint})
         else:
             adapter = outcome.adapter_path if status == JobStatus.COMPLETED else None
+            if status == JobStatus.COMPLETED and outcome.evaluation is not None:
+                rec.evaluation = outcome.evaluation
+                self._event(rec, "evaluated", outcome.evaluation.model_dump(
+                    mode="json", include={"status", "error", "rows_used", "base", "tuned", "deltas"}))
             self._finish(rec, status, message, error_code=error_code, adapter_path=adapter,
                          metrics=outcome.metrics)
         self._schedule()
@@ -190,7 +205,7 @@ class RegistryCore:
             if rec.lease is not None:
                 self.cluster.stop_runner(rec.lease.holder)
             self._stopped(rec, kind, "before it started training" if rec.status != JobStatus.PAUSED else "")
-        elif rec.phase == JobPhase.STOPPING:
+        elif rec.stop_request is not None:  # stopping already (or skipping the rest of an evaluation)
             if kind == "cancel" and rec.stop_request == "pause":
                 rec.stop_request = "cancel"
                 self._save(rec)
@@ -232,7 +247,7 @@ class RegistryCore:
         now = self.clock()
         actions = []
         for rec in self.store.jobs_in_phases(lifecycle.HELD):
-            if rec.phase == JobPhase.STOPPING and rec.stop_deadline and rec.stop_deadline <= now:
+            if rec.stop_request and rec.stop_deadline and rec.stop_deadline <= now:
                 actions.append(self._force_stop(rec))
             elif lifecycle.lease_expired(rec, now):
                 actions.append(self._lease_lost(rec))
@@ -304,6 +319,9 @@ class RegistryCore:
         if rec.lease is not None:
             self.cluster.stop_runner(rec.lease.holder)
         kind = rec.stop_request
+        if rec.phase == JobPhase.EVALUATING:  # trained already: it completes, without its evaluation
+            self._finish(rec, JobStatus.COMPLETED, f"Training completed; evaluation stopped ({kind} asked)")
+            return {"job_id": rec.job_id, "action": f"forced {kind} of the evaluation"}
         self._stopped(rec, kind, f"by force after {self.policy.stop_grace_s:g} s")
         return {"job_id": rec.job_id, "action": f"forced {kind}"}
 

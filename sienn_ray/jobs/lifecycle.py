@@ -1,6 +1,6 @@
 """A job's state changes as plain functions on its record (no store, no Ray): the registry's rules.
 
-  queued ──launch──> launching ──first report──> training ──fit returns──> completed / failed
+  queued ──launch──> launching ──first report──> training ──fit returns──> [evaluating] ──> completed / failed
      ^                   │                           │
      │                   └──── stop (cancel/pause) ──┴──> stopping ──> cancelled / paused ──resume──┐
      └──────────────────────────── lease expired (relaunch, counted) / resume ─────────────────────┘
@@ -16,7 +16,7 @@ from ..schemas.jobs import JobPhase, JobRecord, JobStatus, Lease, RunOutcome, St
 PROGRESS_FIELDS = {"progress", "current_epoch", "total_epochs", "step", "total_steps", "message",
                    "estimated_completion", "last_checkpoint", "truncated_examples"}
 # Phases in which a runner holds the job's lease.
-HELD = (JobPhase.LAUNCHING, JobPhase.TRAINING, JobPhase.STOPPING)
+HELD = (JobPhase.LAUNCHING, JobPhase.TRAINING, JobPhase.STOPPING, JobPhase.EVALUATING)
 
 
 def grant_lease(rec: JobRecord, holder: str, now: datetime, ttl_s: float) -> Lease:
@@ -67,9 +67,18 @@ def apply_progress(rec: JobRecord, update: dict, now: datetime) -> bool:
 
 
 def request_stop(rec: JobRecord, kind: StopKind, now: datetime, grace_s: float) -> None:
+    """A training job stops at its next checkpoint; an evaluating one (trained already) skips the rest
+    of its evaluation and completes."""
     rec.stop_request = kind
     rec.stop_deadline = now + timedelta(seconds=grace_s)
-    rec.phase = JobPhase.STOPPING
+    if rec.phase != JobPhase.EVALUATING:
+        rec.phase = JobPhase.STOPPING
+
+
+def begin_evaluation(rec: JobRecord, adapter_path: str) -> None:
+    """Training is done and its adapter written; the comparison with the base runs next."""
+    rec.phase, rec.adapter_path = JobPhase.EVALUATING, adapter_path
+    rec.message = "Trained; evaluating against the base model"
 
 
 def pause(rec: JobRecord, message: str) -> None:
@@ -108,7 +117,10 @@ def settle_position(rec: JobRecord, outcome: RunOutcome) -> None:
 
 
 def outcome_status(rec: JobRecord, outcome: RunOutcome) -> tuple[JobStatus, str, str | None]:
-    """The status a finished run gives its job: what was asked (cancel/pause) decides a stopped run."""
+    """The status a finished run gives its job: what was asked (cancel/pause) decides a stopped run.
+    A job that reached its evaluation is trained: it completes whatever happened to the evaluation."""
+    if rec.phase == JobPhase.EVALUATING and outcome.result == "finished":
+        return JobStatus.COMPLETED, _with_evaluation(outcome.message or "Training completed", outcome), None
     if rec.stop_request == "cancel":
         kept = f"; last checkpoint kept at {rec.last_checkpoint}" if rec.last_checkpoint else ""
         return JobStatus.CANCELLED, "Cancelled by user" + kept, None
@@ -119,6 +131,15 @@ def outcome_status(rec: JobRecord, outcome: RunOutcome) -> tuple[JobStatus, str,
     if outcome.result == "stopped":
         return JobStatus.FAILED, "Training stopped without being asked to", "TRAINING_FAILED"
     return JobStatus.COMPLETED, outcome.message or "Training completed", None
+
+
+def _with_evaluation(message: str, outcome: RunOutcome) -> str:
+    evaluation = outcome.evaluation
+    if evaluation is None:
+        return message
+    if evaluation.status == "failed":
+        return f"{message}; evaluation failed: {evaluation.error}"
+    return f"{message}; evaluated against the base on {evaluation.rows_used} held-out rows"
 
 
 def _merged(current: TrainingMetrics, update: dict) -> TrainingMetrics:

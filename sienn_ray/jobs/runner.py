@@ -17,6 +17,7 @@ from pathlib import Path
 import ray
 
 from .. import paths
+from ..schemas.evaluation import EvaluationSummary
 from ..schemas.jobs import JobRecord, RunOutcome
 from .client import REGISTRY_NAME, RegistryClient
 
@@ -32,6 +33,7 @@ class JobRunner:
         self.registry = RegistryClient.for_actor(namespace)
         self.heartbeat_s = heartbeat_s
         self._done = threading.Event()
+        self._stop: str | None = None  # a cancel or pause the registry asked for, as its last heartbeat said
 
     def run(self) -> None:
         try:
@@ -59,7 +61,26 @@ class JobRunner:
             log.exception("job %s failed", self.job_id)
             self._report(RunOutcome(result="failed", message=f"Training failed: {_short(err)}"))
             return
-        self._report(outcome_of(result.metrics or {}, spec.adapter_dir))
+        outcome = outcome_of(result.metrics or {}, spec.adapter_dir)
+        if outcome.result == "finished":
+            outcome.evaluation = self._evaluate(rec, outcome.adapter_path)
+        self._report(outcome)
+
+    def _evaluate(self, rec: JobRecord, adapter_path: str) -> EvaluationSummary | None:
+        """Base vs tuned on the held-out rows, as a Ray task; None when there is nothing held out or the
+        registry says to skip it. A failed evaluation is recorded, never raised: the job is trained."""
+        from ..evaluation.plan import spec_for_job
+        from ..evaluation.task import evaluate_job
+
+        # An eval dataset is not read here: if it is gone, the evaluation task records that failure.
+        eval_data = paths.dataset_data(rec.eval_dataset_id) if rec.eval_dataset_id else None
+        spec = spec_for_job(rec, eval_dataset_path=eval_data, eval_samples=rec.config.eval_samples)
+        if spec is None or not self.registry.begin_evaluation(self.job_id, self.token, adapter_path).result()["ok"]:
+            return None
+        return evaluate_job(spec, should_stop=self._stop_reason)
+
+    def _stop_reason(self) -> str | None:
+        return f"stopped: the job's {self._stop} was asked for during its evaluation" if self._stop else None
 
     def _spec(self, rec: JobRecord):
         from ..train.spec import TrainJobSpec
@@ -78,7 +99,9 @@ class JobRunner:
     def _beat(self) -> bool:
         """Renew the lease; False when the registry says it is no longer ours."""
         try:
-            return self.registry.heartbeat(self.job_id, self.token).result(timeout=max(self.heartbeat_s, 5))["ok"]
+            answer = self.registry.heartbeat(self.job_id, self.token).result(timeout=max(self.heartbeat_s, 5))
+            self._stop = answer.get("stop") if answer["ok"] else None
+            return answer["ok"]
         except Exception:  # noqa: BLE001 - the registry may be restarting; the lease outlives a few misses
             log.warning("heartbeat of %s failed", self.job_id, exc_info=True)
             return True

@@ -1,4 +1,4 @@
-"""Evaluation of a fine-tune against its base: what a run is given, what it reports, how jobs compare."""
+"""Evaluation of a fine-tune against its base: what a run is given and what it reports."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .common import Strict
-from .jobs import JobStatus, TrainingConfig, TrainingMetrics
 
 DEFAULT_EVAL_SAMPLES = 20
-MAX_COMPARE_IDS = 20
+MAX_EVAL_SAMPLES = 1000
 
 
 class EvaluationSpec(Strict):
@@ -28,7 +27,7 @@ class EvaluationSpec(Strict):
     dataset_path: str = Field(description="Normalized JSONL (instruction or chat records)")
     rows: list[int] | None = Field(None, description="Row numbers of the held-out rows; None: every row")
     source: Literal["validation_split", "eval_dataset"] = "validation_split"
-    eval_samples: int = Field(DEFAULT_EVAL_SAMPLES, ge=0, le=1000,
+    eval_samples: int = Field(DEFAULT_EVAL_SAMPLES, ge=0, le=MAX_EVAL_SAMPLES,
                               description="Rows answered greedily by both models and scored")
     max_new_tokens: int = Field(128, ge=1, le=4096, description="Token budget of each generated answer")
     max_length: int = Field(512, ge=8, description="The job's max_length: examples are truncated as in training")
@@ -136,23 +135,3 @@ class EvaluationFigures(BaseModel):
     base: ModelFigures | None = None
     tuned: ModelFigures | None = None
     deltas: FigureDeltas | None = None
-
-
-class ComparedJob(BaseModel):
-    """One job's column in GET /api/jobs/compare."""
-
-    job_id: str
-    status: JobStatus
-    model_name: str
-    dataset_id: str
-    created_at: datetime
-    completed_at: datetime | None = None
-    config: TrainingConfig
-    metrics: TrainingMetrics
-    evaluation: EvaluationFigures | None = Field(None, description="Null while the job has no evaluation")
-
-
-class JobComparison(BaseModel):
-    """GET /api/jobs/compare?ids=a,b,...: the jobs side by side, in the order asked."""
-
-    jobs: list[ComparedJob]

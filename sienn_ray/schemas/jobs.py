@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from .common import Strict
+from .evaluation import DEFAULT_EVAL_SAMPLES, MAX_EVAL_SAMPLES, EvaluationSummary
 
 
 class DeepSpeedConfig(Strict):
@@ -43,6 +44,10 @@ class TrainingConfig(Strict):
         None, ge=1, description="Stop after this many evaluations without eval_loss improving"
     )
     train_on_inputs: bool = Field(False, description="Also compute the loss on prompt tokens")
+    eval_samples: int = Field(
+        DEFAULT_EVAL_SAMPLES, ge=0, le=MAX_EVAL_SAMPLES,
+        description="Held-out rows answered greedily by the base and the tuned model in the evaluation that "
+        "ends every job with a validation split or an eval dataset (0: losses only)")
     prompt_template: Literal["auto", "chat", "alpaca"] = Field(
         "auto", description="How instruction records become text: auto = the base's chat template when it has "
         "one, else Alpaca; chat = a chat template (ChatML when the base has none); alpaca. Chat datasets always "
@@ -92,6 +97,7 @@ class JobPhase(str, Enum):
     TRAINING = "training"
     STOPPING = "stopping"  # a cancel or a pause is under way (workers agree on a step, save, stop)
     PAUSED = "paused"
+    EVALUATING = "evaluating"  # trained; base and tuned model are being compared on the held-out rows
     DONE = "done"  # completed, failed or cancelled
 
 
@@ -116,6 +122,9 @@ class StartFinetuningRequest(Strict):
     config: TrainingConfig = Field(default_factory=TrainingConfig)
     priority: int = Field(0, ge=0, le=MAX_PRIORITY, description="Higher runs first; first come, first served "
                                                                "within a priority")
+    eval_dataset_id: str | None = Field(
+        None, max_length=80, description="A dataset to evaluate the tuned model (and its base) on after training; "
+        "default: the job's validation split, when it has one")
 
 
 class StartFinetuningResponse(BaseModel):
@@ -149,6 +158,7 @@ class JobRecord(BaseModel):
     model_name: str
     model_path: str
     dataset_id: str
+    eval_dataset_id: str | None = None
     config: TrainingConfig
     source: Literal["api", "cli"] = "api"
     progress: float = 0.0
@@ -175,6 +185,8 @@ class JobRecord(BaseModel):
     stop_request: StopKind | None = None
     stop_deadline: datetime | None = None
     truncated_examples: int = 0
+    evaluation: EvaluationSummary | None = Field(
+        None, description="The evaluation against the base (figures; the rows are at /api/jobs/{id}/evaluation)")
 
 
 class RunOutcome(BaseModel):
@@ -187,6 +199,7 @@ class RunOutcome(BaseModel):
     step: int | None = Field(None, description="The last optimizer step the workers took")
     epoch: int | None = Field(None, description="1-based epoch of that step")
     metrics: dict[str, float] = {}
+    evaluation: EvaluationSummary | None = None
 
 
 class JobSummary(BaseModel):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..errors import EvaluationNotFound, JobNotFound
 from ..evaluation.compare import compared_job, parse_job_ids
 from ..evaluation.reports import read_report
-from ..schemas.evaluation import EvaluationReport, JobComparison
+from ..schemas.comparison import JobComparison
+from ..schemas.evaluation import EvaluationReport
 from .context import Services
 from .lookup import find_job
 from .principal import Principal

@@ -29,6 +29,8 @@ async def submit(services: Services, principal: Principal, req: StartFinetuningR
                  source: str = "api") -> JobRecord:
     """Queue a job for the principal's tenant; 400/404 before anything is stored if it is invalid."""
     dataset = find_dataset(services, principal, req.dataset_id)
+    if req.eval_dataset_id is not None:
+        find_dataset(services, principal, req.eval_dataset_id)  # the same 404 as the training dataset's
     completed, _ = services.reader.list_jobs(status=JobStatus.COMPLETED.value, limit=HISTORY_WINDOW)
     rec = await asyncio.to_thread(build_job_record, req, dataset, completed, principal.tenant, source)
     rec = await services.registry.submit_job(rec)
@@ -52,7 +54,8 @@ def build_job_record(req: StartFinetuningRequest, dataset: DatasetRecord, comple
     now = utcnow()
     rec = JobRecord(
         job_id=new_id("job"), tenant=tenant, priority=req.priority, model_name=model.name, model_path=model.path,
-        dataset_id=dataset.dataset_id, config=req.config, source=source, total_epochs=req.config.num_epochs,
+        dataset_id=dataset.dataset_id, eval_dataset_id=req.eval_dataset_id, config=req.config, source=source,
+        total_epochs=req.config.num_epochs,
         created_at=now, updated_at=now, estimated_seconds=seconds, estimate_source=source_of_estimate,
         estimated_completion=now + timedelta(seconds=seconds),
     )

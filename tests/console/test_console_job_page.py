@@ -8,7 +8,6 @@ API-keys work adds it). Everything else is the real Serve app.
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import urlsplit
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sienn_ray.jobs.policy import ControlPolicy
 from sienn_ray.jobs.queue import Capacity, NodeShape
 from sienn_ray.schemas.common import new_id, utcnow
 from sienn_ray.schemas.datasets import DatasetRecord, DatasetValidation
 from sienn_ray.schemas.jobs import JobRecord, RunOutcome, TrainingConfig
+from sienn_ray.store import ReadStore
+
+POLICY = ControlPolicy(lease_ttl_s=10, launch_grace_s=20, stop_grace_s=15, max_launches=3)
 
 
 class Clock:
@@ -65,3 +69,17 @@ def job(dataset_id: str = "ds_0000000000000000", tenant: str = "default", priori
 
 def finished(step: int, epoch: int, **kwargs) -> RunOutcome:
     return RunOutcome(result="finished", step=step, epoch=epoch, adapter_path="/adapter", **kwargs)
+
+
+def start_training(core, cluster, rec):
+    """Submit ``rec``, let its runner heartbeat and rank 0 report once: it is training."""
+    rec = core.submit_job(rec)
+    token = cluster.tokens(rec.job_id)[-1]
+    assert core.heartbeat(rec.job_id, token)["ok"]
+    core.report_progress(rec.job_id, {"step": 1, "total_steps": 20}, token)
+    return rec.job_id, token
+
+
+def types(url, job_id):
+    """The types of a job's events, in order, read as the API reads them."""
+    return [e.type for e in ReadStore(url).list_events(job_id)]

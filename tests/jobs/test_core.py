@@ -3,43 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from jobs_fakes import Clock, FakeCluster, dataset, finished, job
+from jobs_fakes import POLICY, dataset, finished, job, start_training, types
 
 from sienn_ray.errors import DatasetInUse, DatasetNotFound, JobNotFound, JobStateConflict, ResourcesUnavailable
 from sienn_ray.jobs.core import RegistryCore
-from sienn_ray.jobs.policy import ControlPolicy
 from sienn_ray.schemas.jobs import JobPhase, JobStatus, RunOutcome
 from sienn_ray.store import ReadStore, Store
-
-POLICY = ControlPolicy(lease_ttl_s=10, launch_grace_s=20, stop_grace_s=15, max_launches=3)
-
-
-@pytest.fixture()
-def env(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    clock, cluster = Clock(), FakeCluster(cpus=4)
-    core = RegistryCore(Store(url), cluster, POLICY, clock)
-    core.put_dataset(dataset())
-    yield core, cluster, clock, url
-    core.store.close()
-
-
-def _running(core, cluster, rec):
-    """Submit ``rec``, let its runner heartbeat and rank 0 report once: it is training."""
-    rec = core.submit_job(rec)
-    token = cluster.tokens(rec.job_id)[-1]
-    assert core.heartbeat(rec.job_id, token)["ok"]
-    core.report_progress(rec.job_id, {"step": 1, "total_steps": 20}, token)
-    return rec.job_id, token
-
-
-def types(url, job_id):
-    return [e.type for e in ReadStore(url).list_events(job_id)]
 
 
 def test_lifecycle_persists_and_reads_back_from_a_read_only_store(env):
     core, cluster, clock, url = env
-    job_id, token = _running(core, cluster, job(num_epochs=3))
+    job_id, token = start_training(core, cluster, job(num_epochs=3))
     answer = core.report_progress(job_id, {"step": 5, "progress": 25.0, "metrics": {"train_loss": 1.5}}, token)
     assert answer == {"cancel_requested": False}
     core.add_loss_point(job_id, {"step": 5, "epoch": 1.0, "train_loss": 1.5}, token)
@@ -58,7 +32,7 @@ def test_lifecycle_persists_and_reads_back_from_a_read_only_store(env):
 
 def test_finishing_keeps_where_the_run_really_stopped(env):
     core, cluster, _, _ = env
-    job_id, token = _running(core, cluster, job(num_epochs=5))
+    job_id, token = start_training(core, cluster, job(num_epochs=5))
     core.report_progress(job_id, {"step": 12, "current_epoch": 3, "progress": 60.0}, token)
     rec = core.finish_run(job_id, token, finished(12, 3, message="Stopped early (no eval improvement)"))
     assert rec.status == JobStatus.COMPLETED and rec.message.startswith("Stopped early")
@@ -85,7 +59,7 @@ def test_every_launch_counts_and_the_limit_fails_the_job_with_the_reason(env):
 
 def test_a_silent_runner_loses_the_lease_and_its_trainer_is_fenced_off(env):
     core, cluster, clock, _ = env
-    job_id, old = _running(core, cluster, job())
+    job_id, old = start_training(core, cluster, job())
     for _ in range(3):  # heartbeats keep the lease
         clock.advance(POLICY.lease_ttl_s / 2)
         assert core.heartbeat(job_id, old) == {"ok": True, "stop": None}
@@ -111,7 +85,7 @@ def test_a_silent_runner_loses_the_lease_and_its_trainer_is_fenced_off(env):
 
 def test_a_restarted_registry_gives_every_lease_a_full_ttl(env):
     core, cluster, clock, url = env
-    job_id, token = _running(core, cluster, job())
+    job_id, token = start_training(core, cluster, job())
     clock.advance(POLICY.lease_ttl_s * 5)  # the registry was down this long: no heartbeat could land
     restarted = RegistryCore(Store(url), cluster, POLICY, clock)
     assert not restarted.tick()
@@ -189,7 +163,7 @@ def test_pause_and_resume_in_every_state(env):
 
 def test_a_stop_that_takes_too_long_is_finished_by_force(env):
     core, cluster, clock, _ = env
-    job_id, token = _running(core, cluster, job())
+    job_id, token = start_training(core, cluster, job())
     core.request_stop(job_id, "cancel")
     clock.advance(POLICY.stop_grace_s / 2)
     core.heartbeat(job_id, token)

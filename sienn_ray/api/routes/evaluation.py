@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from ...schemas.evaluation import MAX_COMPARE_IDS, EvaluationReport, JobComparison
+from ...schemas.comparison import MAX_COMPARE_IDS, JobComparison
+from ...schemas.evaluation import EvaluationReport
 from ...services import evaluation
 from ..deps import PrincipalDep, ServicesDep
 from ..openapi import errors

@@ -1,0 +1,32 @@
+"""GET /api/jobs/compare: several jobs side by side (configs, final metrics, evaluation figures)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from .evaluation import EvaluationFigures
+from .jobs import JobStatus, TrainingConfig, TrainingMetrics
+
+MAX_COMPARE_IDS = 20
+
+
+class ComparedJob(BaseModel):
+    """One job's column in GET /api/jobs/compare."""
+
+    job_id: str
+    status: JobStatus
+    model_name: str
+    dataset_id: str
+    created_at: datetime
+    completed_at: datetime | None = None
+    config: TrainingConfig
+    metrics: TrainingMetrics
+    evaluation: EvaluationFigures | None = Field(None, description="Null while the job has no evaluation")
+
+
+class JobComparison(BaseModel):
+    """GET /api/jobs/compare?ids=a,b,...: the jobs side by side, in the order asked."""
+
+    jobs: list[ComparedJob]
