@@ -68,6 +68,28 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+
+def pytest_runtest_logreport(report):
+    """Name each failure, and each test over a minute, the moment it happens: a CI run stopped for time
+    never reaches pytest's closing summary, and its log must still say what went wrong."""
+    terminal = _TERMINAL.get("reporter")
+    if terminal is None:
+        return
+    if report.failed:
+        lines = str(report.longrepr).strip().splitlines() or [""]
+        reason = next((line for line in lines if line.startswith("E ")), lines[-1])
+        terminal.write_line(f"\n[{report.when} FAILED] {report.nodeid}: {reason[:400]}")
+    elif report.duration > 60:
+        terminal.write_line(f"\n[{report.when} took {report.duration:.0f} s] {report.nodeid}")
+
+
+_TERMINAL: dict = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    _TERMINAL["reporter"] = session.config.pluginmanager.get_plugin("terminalreporter")
+
 @pytest.fixture(scope="session")
 def sienn_home() -> Path:
     return _SESSION_HOME

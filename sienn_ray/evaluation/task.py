@@ -41,7 +41,9 @@ def evaluate_job(spec: EvaluationSpec, timeout_s: float | None = None,
     ref = _evaluate.options(**options).remote(spec.model_dump(mode="json"))
     deadline = None if timeout_s is None else clock + timeout_s
     while True:
-        ready, _ = ray.wait([ref], timeout=POLL_S)
+        # Never wait past the deadline: a task that finishes after it is out of time all the same.
+        wait_s = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+        ready, _ = ray.wait([ref], timeout=wait_s)
         if ready:
             try:
                 return EvaluationSummary.model_validate(ray.get(ref))

@@ -10,6 +10,10 @@ from .evaluation import EvaluationFigures
 from .jobs import JobStatus, TrainingConfig, TrainingMetrics
 
 MAX_COMPARE_IDS = 20
+# The shape parse_job_ids accepts, for the OpenAPI document: 1 to MAX_COMPARE_IDS comma-separated
+# entries, none blank.
+_ENTRY = r"[^,]*[^,\s][^,]*"
+COMPARE_IDS_PATTERN = rf"^{_ENTRY}(,{_ENTRY}){{0,{MAX_COMPARE_IDS - 1}}}$"
 
 
 class ComparedJob(BaseModel):

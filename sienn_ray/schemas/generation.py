@@ -45,8 +45,10 @@ RepetitionPenalty = Annotated[float, Field(gt=0, le=10)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="Same seed and parameters, same text")]
 # The limits are in the schema (so the OpenAPI document states them) and checked again by check_stops.
 StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
-StopStrings = Annotated[tuple[StopString, ...], AfterValidator(check_stops),
-                        Field(max_length=MAX_STOP_STRINGS, description="Strings that end the answer (excluded from it)")]
+# Field before the validator: after it, pydantic would write the bound as maxLength, which an array ignores.
+StopStrings = Annotated[tuple[StopString, ...],
+                        Field(max_length=MAX_STOP_STRINGS, description="Strings that end the answer (excluded from it)"),
+                        AfterValidator(check_stops)]
 
 
 class SamplingParams(BaseModel):

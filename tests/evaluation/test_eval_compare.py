@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sienn_ray.errors import BadRequest
 from sienn_ray.evaluation.compare import parse_job_ids
+from sienn_ray.schemas.comparison import COMPARE_IDS_PATTERN
 from sienn_ray.evaluation.plan import spec_for_job
 from sienn_ray.schemas.common import utcnow
 from sienn_ray.schemas.jobs import JobRecord, TrainingConfig
@@ -18,9 +21,25 @@ def test_ids_keep_their_order_and_lose_surrounding_spaces():
     assert parse_job_ids("job_b, job_a ,job_c") == ["job_b", "job_a", "job_c"]
 
 
+def test_a_job_named_twice_is_compared_once():
+    assert parse_job_ids("job_b,job_a,job_b") == ["job_b", "job_a"]
+
+
+@pytest.mark.parametrize("raw", ["job_a", " job_a , job_b", "job_a,job_a", ",".join(["j"] * 20)])
+def test_the_openapi_pattern_admits_what_the_parser_accepts(raw):
+    assert re.fullmatch(COMPARE_IDS_PATTERN, raw) and parse_job_ids(raw)
+
+
+@pytest.mark.parametrize("raw", ["", " ", "a,", ",a", "a,,b", "a, ,b", ",".join(["j"] * 21)])
+def test_the_openapi_pattern_refuses_what_the_parser_refuses(raw):
+    assert not re.fullmatch(COMPARE_IDS_PATTERN, raw)
+    with pytest.raises(BadRequest):
+        parse_job_ids(raw)
+
+
 @pytest.mark.parametrize("raw, problem", [
     ("", "at least one"), (" , ", "at least one"), ("job_a,,job_b", "empty entry"), ("job_a,", "empty entry"),
-    ("job_a,job_b,job_a", "more than once: job_a"), (",".join(f"job_{i:08x}" for i in range(21)), "at most 20"),
+    (",".join(f"job_{i:08x}" for i in range(21)), "at most 20"),
 ])
 def test_malformed_lists_are_refused_with_every_problem(raw, problem):
     with pytest.raises(BadRequest) as err:
@@ -31,7 +50,7 @@ def test_malformed_lists_are_refused_with_every_problem(raw, problem):
 def test_several_problems_are_listed_together():
     with pytest.raises(BadRequest) as err:
         parse_job_ids(",".join(["job_a"] * 22) + ",")
-    assert len(err.value.errors) == 3
+    assert len(err.value.errors) == 2
 
 
 def _job(config: TrainingConfig) -> JobRecord:

@@ -65,7 +65,7 @@ def test_jobs_side_by_side(api_url, evaluated_job, make_completed_job):
 def test_compare_refuses_malformed_lists(api_url, evaluated_job):
     job_id = evaluated_job["job_id"]
     assert _assert_error(_get(api_url, "/api/jobs/compare"), 400, "VALIDATION_ERROR")["errors"]
-    for ids in ("", f"{job_id},,{job_id}", f"{job_id},{job_id}", ",".join([job_id] + [f"job_{i:016x}" for i in range(20)])):
+    for ids in ("", f"{job_id},,{job_id}", ",".join([job_id] + [f"job_{i:016x}" for i in range(20)])):
         body = _assert_error(_get(api_url, "/api/jobs/compare", ids=ids), 400, "VALIDATION_ERROR")
         assert body["errors"], body
 

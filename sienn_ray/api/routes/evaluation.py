@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from ...schemas.comparison import MAX_COMPARE_IDS, JobComparison
+from ...schemas.comparison import COMPARE_IDS_PATTERN, MAX_COMPARE_IDS, JobComparison
 from ...schemas.evaluation import EvaluationReport
 from ...services import evaluation
 from ..deps import PrincipalDep, ServicesDep
@@ -18,8 +18,9 @@ router = APIRouter(tags=["evaluation"])
 async def compare_jobs(
     services: ServicesDep,
     principal: PrincipalDep,
-    ids: str = Query(..., max_length=MAX_COMPARE_IDS * 64,
-                     description=f"Comma-separated job ids, at most {MAX_COMPARE_IDS}"),
+    ids: str = Query(..., max_length=MAX_COMPARE_IDS * 64, pattern=COMPARE_IDS_PATTERN,
+                     description=f"Comma-separated job ids, at most {MAX_COMPARE_IDS} (one named twice is "
+                     "compared once)"),
 ):
     """Configs, final metrics and evaluation figures of several jobs side by side."""
     return await run_in_threadpool(evaluation.compare_jobs, services, principal, ids)
