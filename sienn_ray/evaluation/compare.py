@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..errors import BadRequest
-from ..schemas.comparison import MAX_COMPARE_IDS, ComparedJob
+from ..schemas.comparison import BLANKS, MAX_COMPARE_IDS, ComparedJob
 from ..schemas.evaluation import EvaluationFigures, EvaluationReport
 from ..schemas.jobs import JobRecord
 
 
 def parse_job_ids(raw: str) -> list[str]:
     """The comma-separated ids in asking order; every problem with the list is reported at once."""
-    ids = [part.strip() for part in raw.split(",")]
+    ids = [part.strip(BLANKS) for part in raw.split(",")]
     problems = []
     named = [part for part in ids if part]
     if not named:

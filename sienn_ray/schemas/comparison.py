@@ -10,9 +10,12 @@ from .evaluation import EvaluationFigures
 from .jobs import JobStatus, TrainingConfig, TrainingMetrics
 
 MAX_COMPARE_IDS = 20
+# Blank means ASCII whitespace only: Python's and JavaScript's \s disagree on other characters (U+0085),
+# and the OpenAPI pattern must mean the same to every client.
+BLANKS = " \t\n\v\f\r"
 # The shape parse_job_ids accepts, for the OpenAPI document: 1 to MAX_COMPARE_IDS comma-separated
 # entries, none blank.
-_ENTRY = r"[^,]*[^,\s][^,]*"
+_ENTRY = r"[^,]*[^,\t\n\v\f\r ][^,]*"
 COMPARE_IDS_PATTERN = rf"^{_ENTRY}(,{_ENTRY}){{0,{MAX_COMPARE_IDS - 1}}}$"
 
 
