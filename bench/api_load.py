@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -235,6 +236,7 @@ def main() -> dict:
     finally:
         serve.shutdown()
         ray.shutdown()
+        shutil.rmtree(home, ignore_errors=True)  # its uploads are hundreds of MB after a 30 s run
 
 
 if __name__ == "__main__":
