@@ -171,3 +171,15 @@ def test_an_upload_whose_record_cannot_be_written_is_503_and_leaves_no_files(rea
         resp = client.post("/api/upload-dataset", files={"file": ("ro.jsonl", data)})
         assert resp.status_code == 200 and resp.json()["dataset_id"] == dataset_id
         assert (paths.dataset_dir(dataset_id) / "data.jsonl").is_file()
+
+
+def test_the_openapi_documents_507_on_every_operation_that_writes_the_store():
+    from sienn_ray.api.app import create_app
+    from sienn_ray.api.openapi import STORAGE_WRITES
+
+    paths = create_app().openapi()["paths"]
+    for method, path in STORAGE_WRITES:
+        answer = paths[path][method]["responses"]["507"]
+        assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ApiError"}
+    assert "507" not in paths["/api/test-model"]["post"]["responses"]  # reads and inference write nothing
+    assert "507" not in paths["/api/jobs"]["get"]["responses"]
