@@ -7,6 +7,7 @@ rebuilds them from their constructor arguments.
 
 from __future__ import annotations
 
+import errno
 import math
 
 
@@ -130,3 +131,69 @@ class ResourcesUnavailable(SiennError):
 
     error_code = "RESOURCES_UNAVAILABLE"
     status_code = 400
+
+
+class InsufficientStorage(SiennError):
+    """The disk or the database is full: nothing was stored; the same request works once space is freed."""
+
+    error_code = "INSUFFICIENT_STORAGE"
+    status_code = 507
+
+
+class StorageUnavailable(SiennError):
+    """The storage cannot be written now (a read-only file or file system): nothing was stored."""
+
+    error_code = "STORAGE_UNAVAILABLE"
+    status_code = 503
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
+# SQLite's primary result codes (the low byte of an extended code): SQLITE_FULL, and the ones a
+# read-only or vanished file gives (PERM, READONLY, IOERR, CANTOPEN).
+_SQLITE_FULL = 13
+_SQLITE_UNWRITABLE = {3, 8, 10, 14}
+_FULL_WORDS = ("database or disk is full", "no space left")
+_READ_ONLY_WORDS = ("readonly database", "read-only file system", "attempt to write a read")
+
+
+def storage_error(err: BaseException) -> SiennError | None:
+    """What a failed write means for the user, if it is the storage's fault: a full disk or database is
+    507 ``InsufficientStorage``, a read-only one 503 ``StorageUnavailable``; None for any other error.
+
+    Looks through the exception's causes (a database driver's error wrapped by SQLAlchemy, an OSError
+    re-raised by a library) and, for wrappers that keep only the text, at the message.
+    """
+    seen: BaseException | None = err
+    for _ in range(8):  # a cause chain is short; the bound guards against a cycle
+        if seen is None:
+            break
+        code = getattr(seen, "sqlite_errorcode", None)
+        os_errno = seen.errno if isinstance(seen, OSError) else None
+        primary = code & 0xFF if isinstance(code, int) else None
+        if os_errno in _FULL_ERRNOS or primary == _SQLITE_FULL:
+            return _full(seen)
+        if os_errno in _READ_ONLY_ERRNOS or primary in _SQLITE_UNWRITABLE:
+            return _read_only(seen)
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    text = str(err).lower()
+    if any(word in text for word in _FULL_WORDS):
+        return _full(err)
+    if any(word in text for word in _READ_ONLY_WORDS):
+        return _read_only(err)
+    return None
+
+
+def _full(err: BaseException) -> InsufficientStorage:
+    return InsufficientStorage(f"Insufficient storage: the disk or database is full ({_reason(err)}); "
+                               "nothing was stored. Free some space and retry.")
+
+
+def _read_only(err: BaseException) -> StorageUnavailable:
+    return StorageUnavailable(f"Storage unavailable: it cannot be written now ({_reason(err)}); "
+                              "nothing was stored. Retry later.", retry_after=30)
+
+
+def _reason(err: BaseException) -> str:
+    text = getattr(err, "strerror", None) or (str(err).splitlines() or [type(err).__name__])[0]
+    return text[:200]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ..errors import SiennError
+from ..errors import SiennError, storage_error
 from ..schemas.common import utcnow
 
 log = logging.getLogger("sienn_ray.api")
@@ -70,6 +71,14 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def _storage_or_unexpected(request: Request, exc: Exception):
+    """A full or read-only storage is the user's 507/503 (not our 500), wherever the write failed."""
+    failure = storage_error(exc)
+    if failure is None:
+        return await _unexpected(request, exc)
+    return await _sienn_error(request, failure)
+
+
 async def _unexpected(request: Request, exc: Exception):
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, f"Internal server error: {type(exc).__name__}", "INTERNAL_ERROR")
@@ -79,4 +88,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SiennError, _sienn_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OSError, _storage_or_unexpected)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _storage_or_unexpected)
     app.add_exception_handler(Exception, _unexpected)

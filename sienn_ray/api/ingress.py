@@ -12,7 +12,7 @@ from ray import serve
 
 from ..services.connect import connect_services
 from .app import create_app
-from .deps import get_services, set_services
+from .deps import current_services, set_services
 
 app = create_app()
 # A sliver of the head node's own resource: places the replica on the head, reserves nothing real.
@@ -28,7 +28,7 @@ class ApiIngress:
         set_services(connect_services(inference=inference))
 
     def check_health(self):
-        services = get_services()
+        services = current_services()
         services.reader.ping()
         services.registry.ping().result(timeout=30)
 

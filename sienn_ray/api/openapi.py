@@ -92,10 +92,27 @@ def exact_openapi(app: FastAPI) -> None:
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
             _add_links(schema)
+            _add_storage_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+# The operations that write the store: a full disk or database is their 507 (one list here rather than
+# a 507 on each route decorator).
+STORAGE_WRITES = {("post", "/api/upload-dataset"), ("delete", "/api/datasets/{dataset_id}"),
+                  ("post", "/api/start-finetuning"), ("post", "/api/jobs/{job_id}/cancel"),
+                  ("post", "/api/jobs/{job_id}/pause"), ("post", "/api/jobs/{job_id}/resume"),
+                  ("post", "/api/export-model/{job_id}")}
+STORAGE_FULL = "The disk or the database is full (`INSUFFICIENT_STORAGE`): nothing was stored"
+
+
+def _add_storage_errors(schema: dict) -> None:
+    for method, path in STORAGE_WRITES:
+        responses = schema["paths"].get(path, {}).get(method, {}).get("responses")
+        if responses is not None and "503" in responses:
+            responses.setdefault("507", {**responses["503"], "description": STORAGE_FULL})
 
 
 def _add_links(schema: dict) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ..errors import BadRequest, PayloadTooLarge
+from ..errors import BadRequest, PayloadTooLarge, storage_error
 
 MAX_TEXT_FIELD = 64 * 1024
 
@@ -99,8 +99,13 @@ class _Collector:
         self.ended = True
 
     def close(self) -> None:
+        """Close the file part after a failure (its last buffer may not fit on a full disk: dropped)."""
         if self._sink is not None:
-            self._sink.close()
+            sink, self._sink = self._sink, None
+            try:
+                sink.close()
+            except OSError:
+                pass
 
 
 async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload:
@@ -121,6 +126,10 @@ async def receive_upload(request: Request, dest: Path, max_bytes: int) -> Upload
         collector.close()
         dest.unlink(missing_ok=True)
         raise
+    except OSError as err:  # writing the file part failed: the storage's fault, not the body's
+        collector.close()
+        dest.unlink(missing_ok=True)
+        raise (storage_error(err) or err) from None
     except Exception as err:  # the multipart parser's own errors: malformed body
         collector.close()
         dest.unlink(missing_ok=True)

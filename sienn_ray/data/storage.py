@@ -65,8 +65,12 @@ def install_dataset(normalized: Path, record: DatasetRecord) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     build = final.parent / f".{record.dataset_id}-{uuid.uuid4().hex[:8]}"
     build.mkdir()
-    shutil.move(str(normalized), build / "data.jsonl")
-    (build / "record.json").write_text(record.model_dump_json(indent=2), encoding="utf-8")
+    try:
+        shutil.move(str(normalized), build / "data.jsonl")
+        (build / "record.json").write_text(record.model_dump_json(indent=2), encoding="utf-8")
+    except BaseException:  # e.g. a full disk: no half-built folder is left behind
+        shutil.rmtree(build, ignore_errors=True)
+        raise
     try:
         os.rename(build, final)
     except OSError:  # another upload of the same bytes won the race

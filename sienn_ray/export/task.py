@@ -14,6 +14,7 @@ import threading
 
 import ray
 
+from ..errors import storage_error
 from ..jobs.client import RegistryClient
 from ..schemas.common import utcnow
 from .run import ExportTask, run_export
@@ -49,7 +50,9 @@ def run_and_record(task: ExportTask, registry: RegistryClient) -> None:
         files = run_export(task, lambda message: latest.__setitem__(0, message))
     except Exception as err:  # noqa: BLE001 - any failure is the export's outcome, recorded for the user
         log.exception("export %s failed", task.export_id)
-        outcome = {"status": "failed", "message": f"Export failed: {err}", "error_code": "EXPORT_FAILED"}
+        storage = storage_error(err)  # a full disk says so (and that a retry works once space is back)
+        outcome = {"status": "failed", "message": f"Export failed: {storage.detail if storage else err}",
+                   "error_code": storage.error_code if storage else "EXPORT_FAILED"}
     else:
         outcome = {"status": "completed", "message": "Export completed", "files": [f.model_dump() for f in files],
                    "total_size_bytes": sum(f.size_bytes for f in files)}

@@ -19,7 +19,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from ..errors import DatasetInUse, DatasetNotFound, ExportNotFound, JobNotFound, JobStateConflict, ResourcesUnavailable
+from ..errors import (
+    DatasetInUse,
+    DatasetNotFound,
+    ExportNotFound,
+    InsufficientStorage,
+    JobNotFound,
+    JobStateConflict,
+    ResourcesUnavailable,
+    StorageUnavailable,
+)
 from ..schemas.common import utcnow
 from ..schemas.datasets import DatasetRecord
 from ..schemas.exports import ExportRecord
@@ -49,7 +58,12 @@ class RegistryCore:
         self.policy = policy or ControlPolicy()
         self.started_at = clock()
         self._capacity: tuple[float, Capacity] | None = None
-        self._recover()
+        try:
+            self._recover()
+        except (InsufficientStorage, StorageUnavailable) as err:
+            # Started on a full or read-only database: reads still work and every write says why it
+            # fails (507/503), instead of the actor failing to start and every caller waiting on it.
+            log.warning("registry started without writable storage (leases not extended): %s", err.detail)
 
     def ping(self) -> dict:
         return {"ok": self.store.ping(), "started_at": self.started_at.isoformat()}

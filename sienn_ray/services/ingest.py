@@ -27,6 +27,18 @@ async def ingest(services: Services, principal: Principal, source: Path, filenam
         if existing is not None:
             return existing
         await asyncio.to_thread(storage.install_dataset, staging / "data.jsonl", record)
-        return await services.registry.put_dataset(record)
+        try:
+            return await services.registry.put_dataset(record)
+        except Exception:
+            await asyncio.to_thread(_drop_unrecorded, services, record.dataset_id)
+            raise
     finally:
         await asyncio.to_thread(shutil.rmtree, staging, True)
+
+
+def _drop_unrecorded(services: Services, dataset_id: str) -> None:
+    """Files whose record could not be written (a full or read-only database) are removed: a dataset
+    is its record and its files, or nothing. A record that exists (the same bytes stored meanwhile)
+    keeps them."""
+    if services.reader.get_dataset(dataset_id) is None:
+        storage.remove_dataset_files(dataset_id)

@@ -6,10 +6,13 @@ Each method is one transaction, committed (and on SQLite fsync'd) before it retu
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
 
+from ..errors import storage_error
 from ..schemas.common import utcnow
 from ..schemas.datasets import DatasetRecord
 from ..schemas.exports import ExportRecord
@@ -25,9 +28,21 @@ class Store(ReadStore):
         super().__init__(url, read_only=False)
         migrate(self.engine)
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
+        """One committed transaction; a full or read-only storage is raised as our domain error (507/503)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as err:
+            # Drop the pooled connections: one opened while the file was read-only stays read-only, so
+            # the next write must reconnect to see the file writable again.
+            self.engine.dispose()
+            raise (storage_error(err) or err) from err
+
     def _upsert(self, table: sa.Table, key: str, row: dict, conn=None) -> None:
         if conn is None:
-            with self.engine.begin() as conn:
+            with self._transaction() as conn:
                 return self._upsert(table, key, row, conn)
         if not conn.execute(table.update().where(table.c[key] == row[key]).values(**row)).rowcount:
             conn.execute(table.insert().values(**row))
@@ -40,7 +55,7 @@ class Store(ReadStore):
         })
 
     def delete_dataset(self, dataset_id: str) -> bool:
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             return conn.execute(datasets.delete().where(datasets.c.dataset_id == dataset_id)).rowcount > 0
 
     # jobs
@@ -50,21 +65,21 @@ class Store(ReadStore):
     def enqueue_job(self, rec: JobRecord) -> None:
         """Store ``rec`` as queued, behind every job queued before it."""
         rec.phase = JobPhase.QUEUED
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             last = conn.execute(sa.select(sa.func.max(jobs.c.queue_seq))).scalar() or 0
             self._upsert(jobs, "job_id", _job_row(rec) | {"queue_seq": last + 1}, conn)
 
     # events and loss history
     def add_event(self, job_id: str, tenant: str, type: str, data: dict, at: datetime | None = None) -> JobEvent:
         at = at or utcnow()
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             seq = conn.execute(events.insert().values(
                 job_id=job_id, tenant=tenant, type=type, timestamp=at.isoformat(), data=json.dumps(data, default=str)
             )).inserted_primary_key[0]
         return JobEvent(seq=seq, job_id=job_id, type=type, timestamp=at, data=data)
 
     def add_loss_point(self, job_id: str, point: LossPoint) -> None:
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             conn.execute(metrics.delete().where(metrics.c.job_id == job_id, metrics.c.step == point.step))
             conn.execute(metrics.insert().values(job_id=job_id, step=point.step, point=point.model_dump_json()))
 

@@ -9,6 +9,7 @@ the next report reaches it.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Callable
@@ -87,11 +88,18 @@ class ProgressReporter:
         if ref is not None:
             self._pending_answer = ref
         if point is not None:
-            self._call("add_loss_point", point)
+            self._journal("loss_point", point, self._call("add_loss_point", point))
         self.reports_sent += 1
 
     def event(self, type: str, data: dict | None = None) -> None:
-        self._call("add_event", type, data or {})
+        data = data or {}
+        self._journal(type, data, self._call("add_event", type, data))
+
+    def _journal(self, kind: str, data: dict, ref) -> None:
+        """One log line per loss point and event, sent or dropped: the trainer's own record of what it
+        told the registry (tests/chaos compares the stored history with it)."""
+        entry = {"job_id": self.job_id, "kind": kind, "step": data.get("step"), "epoch": data.get("epoch")}
+        log.info("registry report %s: %s", "sent" if ref is not None else "dropped", json.dumps(entry))
 
     def _handle_or_none(self):
         if self._handle is None and self._clock() >= self._next_lookup:

@@ -1,0 +1,31 @@
+"""The request path bench/api_load.py measures: nothing per request waits for a thread of the pool."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+from fastapi.routing import APIRoute
+
+import sienn_ray.api.routes as routes
+
+
+def _dependencies(dependant):
+    for dep in dependant.dependencies:
+        yield dep
+        yield from _dependencies(dep)
+
+
+def test_every_route_dependency_is_a_coroutine():
+    # FastAPI runs a plain ``def`` dependency in its thread pool: under 200 polling connections each such
+    # hand-off waits for the GIL, and status polling fell to a third of /health's rate with two of them.
+    sync = set()
+    for info in pkgutil.iter_modules(routes.__path__):
+        module = importlib.import_module(f"{routes.__name__}.{info.name}")
+        for route in getattr(module, "router").routes:
+            if isinstance(route, APIRoute):
+                sync |= {f"{route.path}: {dep.call.__module__}.{dep.call.__name__}"
+                         for dep in _dependencies(route.dependant)
+                         if dep.call is not None and not inspect.iscoroutinefunction(dep.call)}
+    assert not sync, sorted(sync)
