@@ -130,3 +130,38 @@ class ResourcesUnavailable(SiennError):
 
     error_code = "RESOURCES_UNAVAILABLE"
     status_code = 400
+
+
+class Unauthorized(SiennError):
+    """No API key, or one that is unknown or revoked."""
+
+    error_code = "UNAUTHORIZED"
+    status_code = 401
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="sienn-ray"'}
+
+
+class Forbidden(SiennError):
+    """The key is valid but may not do this (an admin-only route)."""
+
+    error_code = "FORBIDDEN"
+    status_code = 403
+
+
+class QuotaExceeded(SiennError):
+    """The key's tenant is at one of its quotas (``quota`` names it); nothing was stored."""
+
+    error_code = "QUOTA_EXCEEDED"
+    status_code = 429
+
+
+class KeyExists(SiennError):
+    error_code = "KEY_EXISTS"
+    status_code = 409
+
+
+class KeyNotFound(SiennError):
+    error_code = "KEY_NOT_FOUND"
+    status_code = 404

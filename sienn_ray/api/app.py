@@ -1,28 +1,44 @@
-"""The FastAPI application: routers by resource plus the one error table."""
+"""The FastAPI application: routers by resource, the one error table, and the security layer."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from ..auth.web import parse_list
+from ..settings import get_settings
 from .console import install_console
 from .errors import install_error_handlers
 from .openapi import exact_openapi
-from .routes import datasets, evaluation, exports, health, inference, jobs, models, openai_compat
+from .routes import audit, datasets, evaluation, exports, health, inference, jobs, models, openai_compat
+from .security import SecurityMiddleware
 
 API_VERSION = "0.1.0"
+# Headers a page on an allowed origin may send and read (CORS, only when SIENN_ALLOWED_ORIGINS is set).
+CORS_REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type"]
+CORS_EXPOSED_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
 
 
 def create_app() -> FastAPI:
+    settings = get_settings()
     app = FastAPI(
         title="sienn-ray",
         version=API_VERSION,
         description="LoRA fine-tuning on Ray: datasets, training jobs, inference and export.",
         docs_url=None, redoc_url=None,  # install_console serves /docs from vendored files, not a CDN
+        # Every body is counted as it streams and refused (413) past this, before it is parsed; upload
+        # routes raise it for themselves (their parser enforces SIENN_MAX_UPLOAD_BYTES).
+        max_body_size=settings.max_json_bytes,
     )
     install_error_handlers(app)
     # evaluation before jobs: /api/jobs/compare must not be taken for the job id "compare".
-    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports):
+    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports, audit):
         app.include_router(module.router)
     install_console(app)
     exact_openapi(app)
+    app.add_middleware(SecurityMiddleware)
+    origins = parse_list(settings.allowed_origins)
+    if origins:  # CORS is off unless origins are configured
+        app.add_middleware(CORSMiddleware, allow_origins=sorted(origins), allow_methods=["*"],
+                           allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_EXPOSED_HEADERS)
     return app

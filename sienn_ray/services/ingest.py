@@ -6,8 +6,10 @@ import asyncio
 import shutil
 from pathlib import Path
 
+from ..auth.quotas import check_storage
 from ..data import storage
 from ..data.ingest import ingest_file
+from ..errors import QuotaExceeded
 from ..schemas.datasets import DatasetRecord
 from ..settings import get_settings
 from .context import Services
@@ -17,7 +19,11 @@ from .principal import Principal
 async def ingest(services: Services, principal: Principal, source: Path, filename: str,
                  name: str | None = None) -> DatasetRecord:
     """Validate ``source`` and store it as a dataset of the principal's tenant. The same bytes uploaded
-    again by the same tenant give the same record; another tenant gets a record of its own."""
+    again by the same tenant give the same record; another tenant gets a record of its own. Over the key's
+    storage quota: 429, nothing stored."""
+    quota = principal.quota
+    if quota is not None:  # already full: refuse before validating the file
+        check_storage(quota, services.reader.storage_used(principal.tenant), 1)
     staging = storage.staging_dir()
     try:
         report = await asyncio.to_thread(ingest_file, source, staging / "data.jsonl", filename,
@@ -26,7 +32,13 @@ async def ingest(services: Services, principal: Principal, source: Path, filenam
         existing = services.reader.get_dataset(record.dataset_id)
         if existing is not None:
             return existing
+        if quota is not None:
+            check_storage(quota, services.reader.storage_used(principal.tenant), record.size_bytes)
         await asyncio.to_thread(storage.install_dataset, staging / "data.jsonl", record)
-        return await services.registry.put_dataset(record)
+        try:  # the registry checks the quota again, serialized with every other upload
+            return await services.registry.put_dataset(record, quota.storage_bytes if quota else None)
+        except QuotaExceeded:  # no record names these files: remove them
+            await asyncio.to_thread(storage.remove_dataset_files, record.dataset_id)
+            raise
     finally:
         await asyncio.to_thread(shutil.rmtree, staging, True)

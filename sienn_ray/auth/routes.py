@@ -1,0 +1,45 @@
+"""What each route is, for the security middleware: its rate-limit class, whether it is audited, open.
+
+One table for every route, whoever wrote it: a route not named here is
+``standard``, audited when its method changes state, and needs a key. Keys are
+(method, path template) as the app declares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Routes in a class other than standard (SIENN_RATE_LIMITS names the classes' limits).
+LIMIT_CLASSES: dict[tuple[str, str], str] = {
+    ("POST", "/api/start-finetuning"): "training",
+    ("POST", "/api/export-model/{job_id}"): "training",
+    ("POST", "/v1/fine_tuning/jobs"): "training",
+    ("POST", "/api/test-model"): "inference",
+    ("POST", "/v1/completions"): "inference",
+    ("POST", "/v1/chat/completions"): "inference",
+    ("POST", "/v1/files"): "standard",
+}
+# Static console files and liveness: no data, answered without a key and not counted.
+OPEN_PATHS = frozenset({"/health", "/"})
+OPEN_PREFIXES = ("/console/",)
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class RouteRule:
+    limit_class: str | None  # None: not rate limited (open paths)
+    audited: bool
+    open: bool
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def rule_for(method: str, path: str, template: str | None) -> RouteRule:
+    """The rule of a request; ``template`` is the matched route's path (None: no route matched)."""
+    if is_open(path):
+        return RouteRule(None, audited=False, open=True)
+    limit_class = LIMIT_CLASSES.get((method, template or ""), "standard")
+    # Inference answers change nothing stored: not audited, however many there are.
+    return RouteRule(limit_class, audited=method in STATE_CHANGING and limit_class != "inference", open=False)
