@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from ..auth.config import SecurityConfig
 from ..auth.web import parse_list
 from ..settings import get_settings
 from .console import install_console
@@ -19,7 +20,8 @@ CORS_REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type"]
 CORS_EXPOSED_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
 
 
-def create_app() -> FastAPI:
+def create_app(security: SecurityConfig | None = None) -> FastAPI:
+    """The app; ``security`` None: read from the settings where the app first serves (a Serve replica)."""
     settings = get_settings()
     app = FastAPI(
         title="sienn-ray",
@@ -35,8 +37,8 @@ def create_app() -> FastAPI:
     for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports, audit):
         app.include_router(module.router)
     install_console(app)
-    exact_openapi(app)
-    app.add_middleware(SecurityMiddleware)
+    exact_openapi(app, security)
+    app.add_middleware(SecurityMiddleware, config=security)
     origins = parse_list(settings.allowed_origins)
     if origins:  # CORS is off unless origins are configured
         app.add_middleware(CORSMiddleware, allow_origins=sorted(origins), allow_methods=["*"],

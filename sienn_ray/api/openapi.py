@@ -87,7 +87,7 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, str, dict]]] = {
 }
 
 
-def exact_openapi(app: FastAPI) -> None:
+def exact_openapi(app: FastAPI, security: SecurityConfig | None = None) -> None:
     """Serve an OpenAPI document without the 422 answers FastAPI adds but this app never gives, and with
     the links between operations."""
 
@@ -104,7 +104,7 @@ def exact_openapi(app: FastAPI) -> None:
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
             _add_links(schema)
-            _add_security(schema, SecurityConfig.from_settings(get_settings()))
+            _add_security(schema, security or SecurityConfig.from_settings(get_settings()))
             app.openapi_schema = schema
         return app.openapi_schema
 

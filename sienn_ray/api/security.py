@@ -15,7 +15,6 @@ from functools import cached_property
 
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.audit import AuditWriter, target_id
@@ -66,8 +65,7 @@ class SecurityMiddleware:
             return await _refuse(scope, receive, send, 403, "ORIGIN_NOT_ALLOWED",
                                  f"A {method} from origin {headers.get('origin') or 'another site'} is not "
                                  "allowed (SIENN_ALLOWED_ORIGINS lists the origins allowed besides the API's own)")
-        template, path_params = _match(scope)
-        rule = rule_for(method, path, template)
+        rule = rule_for(method, path)
         if rule.open:
             return await self.app(scope, receive, send)
         backends = self._ensure_backends()
@@ -87,7 +85,7 @@ class SecurityMiddleware:
         answer = _Answer(send, decision.headers() if decision else {}, capture=rule.audited)
         await self.app(scope, receive, answer.send)
         if rule.audited and answer.status is not None:
-            backends.audit.record(_entry(scope, principal, template, path_params, answer))
+            backends.audit.record(_entry(scope, principal, answer))
 
     def _ensure_backends(self) -> _Backends:
         if self._backends is None:
@@ -169,18 +167,6 @@ def _origin_ok(headers: Headers, host: str | None, config: SecurityConfig) -> bo
     return origin_allowed(origin, host, config.allowed_origins)
 
 
-def _match(scope: Scope) -> tuple[str | None, dict]:
-    """The path template of the route this request reaches, and its path parameters."""
-    partial = None
-    for route in scope["app"].router.routes:
-        match, child = route.matches(scope)
-        if match == Match.FULL:
-            return route.path, child.get("path_params", {})
-        if match == Match.PARTIAL and partial is None:
-            partial = (route.path, child.get("path_params", {}))
-    return partial or (None, {})
-
-
 def _caller(principal: Principal, scope: Scope) -> str:
     if principal.key_name is not None:
         return f"key:{principal.key_name}"
@@ -188,12 +174,12 @@ def _caller(principal: Principal, scope: Scope) -> str:
     return f"addr:{client[0] if client else 'unknown'}"
 
 
-def _entry(scope: Scope, principal: Principal, template: str | None, path_params: dict,
-           answer: _Answer) -> AuditEntry:
+def _entry(scope: Scope, principal: Principal, answer: _Answer) -> AuditEntry:
+    """What the router left in the scope names the route (its template) and its path parameters."""
     client = scope.get("client")
     return AuditEntry(at=utcnow(), key_name=principal.key_name, tenant=principal.tenant, method=scope["method"],
-                      route=template or scope["path"], path=scope["path"],
-                      target_id=target_id(path_params, bytes(answer.body)), status=answer.status,
+                      route=getattr(scope.get("route"), "path", None) or scope["path"], path=scope["path"],
+                      target_id=target_id(scope.get("path_params") or {}, bytes(answer.body)), status=answer.status,
                       client=client[0] if client else None)
 
 

@@ -2,11 +2,13 @@
 
 One table for every route, whoever wrote it: a route not named here is
 ``standard``, audited when its method changes state, and needs a key. Keys are
-(method, path template) as the app declares them.
+(method, path template) as the app declares them; a request is matched by its
+path before routing, so the rule holds for a path no route serves too.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Routes in a class other than standard (SIENN_RATE_LIMITS names the classes' limits).
@@ -32,14 +34,22 @@ class RouteRule:
     open: bool
 
 
+def _pattern(template: str) -> re.Pattern:
+    """``/api/export-model/{job_id}`` -> a regex matching one path segment per parameter."""
+    return re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$")
+
+
+_PATTERNS = [(method, _pattern(template), limit_class) for (method, template), limit_class in LIMIT_CLASSES.items()]
+
+
 def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
-def rule_for(method: str, path: str, template: str | None) -> RouteRule:
-    """The rule of a request; ``template`` is the matched route's path (None: no route matched)."""
+def rule_for(method: str, path: str) -> RouteRule:
+    """The rule of a request, from its method and path (before routing: an unknown path is standard)."""
     if is_open(path):
         return RouteRule(None, audited=False, open=True)
-    limit_class = LIMIT_CLASSES.get((method, template or ""), "standard")
+    limit_class = next((cls for m, pattern, cls in _PATTERNS if m == method and pattern.match(path)), "standard")
     # Inference answers change nothing stored: not audited, however many there are.
     return RouteRule(limit_class, audited=method in STATE_CHANGING and limit_class != "inference", open=False)
