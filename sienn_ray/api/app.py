@@ -28,9 +28,6 @@ def create_app(security: SecurityConfig | None = None) -> FastAPI:
         version=API_VERSION,
         description="LoRA fine-tuning on Ray: datasets, training jobs, inference and export.",
         docs_url=None, redoc_url=None,  # install_console serves /docs from vendored files, not a CDN
-        # Every body is counted as it streams and refused (413) past this, before it is parsed; upload
-        # routes raise it for themselves (their parser enforces SIENN_MAX_UPLOAD_BYTES).
-        max_body_size=settings.max_json_bytes,
     )
     install_error_handlers(app)
     # evaluation before jobs: /api/jobs/compare must not be taken for the job id "compare".

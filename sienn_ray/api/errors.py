@@ -8,7 +8,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.routing import Match
 
 from ..errors import SiennError
@@ -55,8 +54,6 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
     headers = dict(exc.headers or {})
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No such endpoint: {request.method} {request.url.path}"
-    if exc.status_code == 413 and MAX_BODY_SIZE_SCOPE_KEY in request.scope:  # FastAPI's max_body_size
-        detail = f"Request body is over the limit of {request.scope[MAX_BODY_SIZE_SCOPE_KEY]} bytes"
     if exc.status_code == 405:  # Starlette names only the first matching route's methods
         methods = allowed_methods(request)
         headers["Allow"] = ", ".join(methods)

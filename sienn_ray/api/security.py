@@ -3,16 +3,17 @@
 In order: the Host a loopback listener answers (421), the Origin of a
 state-changing request (403), the API key -> principal (401), the caller's rate
 limit for the route's class (429, and ``X-RateLimit-*`` on every counted
-answer), then the route; a state-changing request is written to the audit
-trail once answered. Routes read the principal through ``deps.get_principal``.
-The rules per route live in ``auth/routes.py``; request bodies are limited by
-FastAPI's ``max_body_size`` (``app.py``).
+answer), the body's size (413; uploads keep their own limit), then the route;
+a state-changing request is written to the audit trail once answered. Routes
+read the principal through ``deps.get_principal``. The rules per route live in
+``auth/routes.py``.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
 
+from fastapi import HTTPException
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -81,6 +82,12 @@ class SecurityMiddleware:
             return await _refuse(scope, receive, send, 429, "RATE_LIMITED",
                                  f"Rate limit of {config.rate_limits[rule.limit_class]} for {rule.limit_class} "
                                  f"requests reached; retry in {decision.retry_after()} s", decision.headers())
+        if not rule.upload:
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > config.max_json_bytes:
+                return await _refuse(scope, receive, send, 413, "PAYLOAD_TOO_LARGE", _too_large(config),
+                                     decision.headers() if decision else None)
+            receive = _limited(receive, config.max_json_bytes)
         scope.setdefault("state", {})["principal"] = principal
         answer = _Answer(send, decision.headers() if decision else {}, capture=rule.audited)
         await self.app(scope, receive, answer.send)
@@ -149,6 +156,28 @@ class _Answer:
             if room > 0:
                 self.body += message.get("body", b"")[:room]
         await self._send(message)
+
+
+def _too_large(config: SecurityConfig) -> str:
+    return f"Request body is over the limit of {config.max_json_bytes} bytes (SIENN_MAX_JSON_BYTES)"
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that counts the body as it streams (a Content-Length can lie, chunked bodies have none)
+    and raises 413 past ``limit``, before the route parses anything. Written here rather than FastAPI's
+    ``max_body_size``, whose refusal is plain text, not the spec's error body."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, f"Request body is over the limit of {limit} bytes (SIENN_MAX_JSON_BYTES)")
+        return message
+
+    return counted
 
 
 def _presented_key(headers: Headers) -> str | None:

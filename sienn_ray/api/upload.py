@@ -17,9 +17,6 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from ..errors import BadRequest, PayloadTooLarge
 
 MAX_TEXT_FIELD = 64 * 1024
-# ``max_body_size`` of upload routes: the app's JSON limit does not apply; the parser below enforces
-# SIENN_MAX_UPLOAD_BYTES itself (with the 413 that names it).
-UPLOAD_BODY_LIMIT = 2**62
 
 
 @dataclass

@@ -21,6 +21,7 @@ class SecurityConfig:
     allowed_hosts: frozenset[str]
     loopback_listener: bool
     key_cache_s: float
+    max_json_bytes: int = 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecurityConfig:
@@ -33,4 +34,5 @@ class SecurityConfig:
             allowed_hosts=frozenset(h.strip("[]") for h in parse_list(settings.allowed_hosts)),
             loopback_listener=is_loopback_name(settings.http_host),
             key_cache_s=settings.key_cache_s,
+            max_json_bytes=settings.max_json_bytes,
         )

@@ -21,6 +21,8 @@ LIMIT_CLASSES: dict[tuple[str, str], str] = {
     ("POST", "/v1/chat/completions"): "inference",
     ("POST", "/v1/files"): "standard",
 }
+# Uploads: their streaming parser enforces SIENN_MAX_UPLOAD_BYTES; every other body SIENN_MAX_JSON_BYTES.
+UPLOAD_ROUTES = frozenset({("POST", "/api/upload-dataset"), ("POST", "/v1/files")})
 # Static console files and liveness: no data, answered without a key and not counted.
 OPEN_PATHS = frozenset({"/health", "/"})
 OPEN_PREFIXES = ("/console/",)
@@ -32,6 +34,7 @@ class RouteRule:
     limit_class: str | None  # None: not rate limited (open paths)
     audited: bool
     open: bool
+    upload: bool = False  # its body is not held to the JSON limit
 
 
 def _pattern(template: str) -> re.Pattern:
@@ -40,6 +43,7 @@ def _pattern(template: str) -> re.Pattern:
 
 
 _PATTERNS = [(method, _pattern(template), limit_class) for (method, template), limit_class in LIMIT_CLASSES.items()]
+_UPLOADS = [(method, _pattern(template)) for method, template in UPLOAD_ROUTES]
 
 
 def is_open(path: str) -> bool:
@@ -51,5 +55,7 @@ def rule_for(method: str, path: str) -> RouteRule:
     if is_open(path):
         return RouteRule(None, audited=False, open=True)
     limit_class = next((cls for m, pattern, cls in _PATTERNS if m == method and pattern.match(path)), "standard")
+    upload = any(m == method and pattern.match(path) for m, pattern in _UPLOADS)
     # Inference answers change nothing stored: not audited, however many there are.
-    return RouteRule(limit_class, audited=method in STATE_CHANGING and limit_class != "inference", open=False)
+    return RouteRule(limit_class, audited=method in STATE_CHANGING and limit_class != "inference", open=False,
+                     upload=upload)

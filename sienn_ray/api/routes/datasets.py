@@ -13,7 +13,7 @@ from ...services import datasets, ingest
 from ...settings import get_settings
 from ..deps import MAX_OFFSET, PrincipalDep, ServicesDep
 from ..openapi import errors
-from ..upload import UPLOAD_BODY_LIMIT, receive_upload
+from ..upload import receive_upload
 
 router = APIRouter(tags=["datasets"])
 
@@ -33,7 +33,7 @@ _UPLOAD_DOC = {
 
 
 @router.post("/api/upload-dataset", response_model=DatasetRecord, openapi_extra=_UPLOAD_DOC,
-             responses=errors(400, 413, 429, 503), max_body_size=UPLOAD_BODY_LIMIT)
+             responses=errors(400, 413, 429, 503))
 async def upload_dataset(request: Request, services: ServicesDep, principal: PrincipalDep):
     """Upload and validate a dataset (multipart ``file``, optional ``name``)."""
     staging = storage.staging_dir()
