@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from helpers import free_port
+from security_testkit import HTTP
 
 CHROMIUM = "/usr/bin/chromium"
 EVIL_ROWS = "".join(json.dumps({"instruction": f"evil {i}", "output": "x"}) + "\n" for i in range(5))
@@ -25,42 +25,42 @@ def _dataset_count(reader) -> int:
 def test_a_rebinding_host_is_refused_on_every_path(api_url):
     port = urlsplit(api_url).port
     for path in ("/", "/health", "/api/jobs", "/console/js/api.js", "/v1/models"):
-        resp = httpx.get(api_url + path, headers={"Host": f"rebind.example:{port}"})
+        resp = HTTP.get(api_url + path, headers={"Host": f"rebind.example:{port}"})
         assert resp.status_code == 421, path
         body = resp.json()
         assert (body.get("error_code") or body["error"]["code"]) == "HOST_NOT_ALLOWED"
     for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
-        assert httpx.get(api_url + "/api/jobs", headers={"Host": host}).status_code == 200
+        assert HTTP.get(api_url + "/api/jobs", headers={"Host": host}).status_code == 200
 
 
 def test_a_state_change_from_another_origin_is_403_and_stores_nothing(api_url, reader):
     before = _dataset_count(reader)
     files = {"file": ("evil.jsonl", EVIL_ROWS.encode())}
     for origin in ("http://evil.example", "null", f"http://127.0.0.1:{free_port()}"):
-        resp = httpx.post(f"{api_url}/api/upload-dataset", files=files, headers={"Origin": origin})
+        resp = HTTP.post(f"{api_url}/api/upload-dataset", files=files, headers={"Origin": origin})
         assert resp.status_code == 403 and resp.json()["error_code"] == "ORIGIN_NOT_ALLOWED", origin
-    cross = httpx.post(f"{api_url}/api/upload-dataset", files=files, headers={"Sec-Fetch-Site": "cross-site"})
+    cross = HTTP.post(f"{api_url}/api/upload-dataset", files=files, headers={"Sec-Fetch-Site": "cross-site"})
     assert cross.status_code == 403
-    v1 = httpx.post(f"{api_url}/v1/completions", json={}, headers={"Origin": "http://evil.example"})
+    v1 = HTTP.post(f"{api_url}/v1/completions", json={}, headers={"Origin": "http://evil.example"})
     assert v1.status_code == 403 and v1.json()["error"]["code"] == "ORIGIN_NOT_ALLOWED"
     assert _dataset_count(reader) == before
-    own = httpx.post(f"{api_url}/api/upload-dataset", files=files, headers={"Origin": api_url})
+    own = HTTP.post(f"{api_url}/api/upload-dataset", files=files, headers={"Origin": api_url})
     assert own.status_code == 200, own.text  # the API's own page (the console) may
-    httpx.delete(f"{api_url}/api/datasets/{own.json()['dataset_id']}")
-    assert httpx.get(f"{api_url}/api/jobs", headers={"Origin": "http://evil.example"}).status_code == 200  # reads
+    HTTP.delete(f"{api_url}/api/datasets/{own.json()['dataset_id']}")
+    assert HTTP.get(f"{api_url}/api/jobs", headers={"Origin": "http://evil.example"}).status_code == 200  # reads
 
 
 def test_cors_is_off_unless_configured(api_url):
-    resp = httpx.get(f"{api_url}/api/jobs", headers={"Origin": "http://evil.example"})
+    resp = HTTP.get(f"{api_url}/api/jobs", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in resp.headers
-    preflight = httpx.options(f"{api_url}/api/upload-dataset", headers={
+    preflight = HTTP.options(f"{api_url}/api/upload-dataset", headers={
         "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in preflight.headers
 
 
 def test_json_bodies_over_one_mib_are_413_with_or_without_a_length(api_url):
     big = json.dumps({"dataset_id": "ds_0123456789abcdef", "model_name": "x" * (1024 * 1024)}).encode()
-    sized = httpx.post(f"{api_url}/api/start-finetuning", content=big, headers={"Content-Type": "application/json"})
+    sized = HTTP.post(f"{api_url}/api/start-finetuning", content=big, headers={"Content-Type": "application/json"})
     assert sized.status_code == 413 and sized.json()["error_code"] == "PAYLOAD_TOO_LARGE"
     assert "1048576" in sized.json()["detail"]
 
@@ -68,16 +68,16 @@ def test_json_bodies_over_one_mib_are_413_with_or_without_a_length(api_url):
         for i in range(0, len(big), 64 * 1024):
             yield big[i:i + 64 * 1024]
 
-    streamed = httpx.post(f"{api_url}/api/start-finetuning", content=chunks(),
+    streamed = HTTP.post(f"{api_url}/api/start-finetuning", content=chunks(),
                           headers={"Content-Type": "application/json"})
     assert streamed.status_code == 413 and streamed.json()["error_code"] == "PAYLOAD_TOO_LARGE"
-    v1 = httpx.post(f"{api_url}/v1/chat/completions", content=big, headers={"Content-Type": "application/json"})
+    v1 = HTTP.post(f"{api_url}/v1/chat/completions", content=big, headers={"Content-Type": "application/json"})
     assert v1.status_code == 413 and "error" in v1.json()
     rows = "".join(json.dumps({"instruction": f"long {i} " + "w" * 2000, "output": "y"}) + "\n" for i in range(1000))
     assert len(rows) > 1024 * 1024
-    upload = httpx.post(f"{api_url}/api/upload-dataset", files={"file": ("big.jsonl", rows.encode())}, timeout=120)
+    upload = HTTP.post(f"{api_url}/api/upload-dataset", files={"file": ("big.jsonl", rows.encode())}, timeout=120)
     assert upload.status_code == 200, upload.text[:500]  # uploads keep their own limit
-    httpx.delete(f"{api_url}/api/datasets/{upload.json()['dataset_id']}")
+    HTTP.delete(f"{api_url}/api/datasets/{upload.json()['dataset_id']}")
 
 
 _EVIL_PAGE = """<!doctype html><html><body>

@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 from helpers import make_random_adapter
+from security_testkit import HTTP
 
 MISSING_JOB, MISSING_DS, MISSING_EXP = "job_0123456789abcdef", "ds_0123456789abcdef", "exp_0123456789abcdef"
 ROWS = "".join(json.dumps({"instruction": f"tenant q{i}", "output": f"a{i}"}) + "\n" for i in range(6)).encode()
@@ -24,7 +25,7 @@ def world(api_url, registry, make_key, embedded_models):
     from sienn_ray.schemas.jobs import JobRecord, JobStatus, TrainingConfig
 
     alice, bob, admin = make_key("alice"), make_key("bob"), make_key("root", admin=True)
-    up = [httpx.post(f"{api_url}/api/upload-dataset", files={"file": ("same.jsonl", ROWS)}, headers=k.headers,
+    up = [HTTP.post(f"{api_url}/api/upload-dataset", files={"file": ("same.jsonl", ROWS)}, headers=k.headers,
                      timeout=60) for k in (alice, bob)]
     assert [r.status_code for r in up] == [200, 200], [r.text for r in up]
     ds_alice, ds_bob = (r.json()["dataset_id"] for r in up)
@@ -35,12 +36,12 @@ def world(api_url, registry, make_key, embedded_models):
                     dataset_id=ds_alice, config=TrainingConfig(), total_epochs=1, created_at=now, updated_at=now)
     registry.adopt_job(rec, "fixture").result()
     registry.finish(job_id, JobStatus.COMPLETED.value, "fixture", adapter_path=str(adapter)).result()
-    export = httpx.post(f"{api_url}/api/export-model/{job_id}", json={"format": "pytorch"}, headers=alice.headers,
+    export = HTTP.post(f"{api_url}/api/export-model/{job_id}", json={"format": "pytorch"}, headers=alice.headers,
                         timeout=120)
     assert export.status_code == 200, export.text
     export_id = export.json()["export_id"]
     deadline = time.time() + 600
-    while httpx.get(f"{api_url}/api/exports/{export_id}", headers=alice.headers).json()["status"] == "processing":
+    while HTTP.get(f"{api_url}/api/exports/{export_id}", headers=alice.headers).json()["status"] == "processing":
         assert time.time() < deadline
         time.sleep(1)
     return {"alice": alice, "bob": bob, "admin": admin, "job": job_id, "dataset": ds_alice, "bob_dataset": ds_bob,
@@ -97,9 +98,9 @@ def test_another_tenants_records_are_404_exactly_like_missing_ones(api_url, worl
     bob = world["bob"].headers
     ids = (world["job"], world["dataset"], world["export"], MISSING_JOB, MISSING_DS, MISSING_EXP)
     for method, path, body, params in _requests(world):
-        theirs = httpx.request(method, api_url + path, json=body, params=params, headers=bob, timeout=60)
+        theirs = HTTP.request(method, api_url + path, json=body, params=params, headers=bob, timeout=60)
         m_path, m_body, m_params = _missing(path, body, params, world)
-        missing = httpx.request(method, api_url + m_path, json=m_body, params=m_params, headers=bob, timeout=60)
+        missing = HTTP.request(method, api_url + m_path, json=m_body, params=m_params, headers=bob, timeout=60)
         assert theirs.status_code == 404, (method, path, theirs.status_code, theirs.text)
         assert _shape(theirs, ids) == _shape(missing, ids), (method, path)
 
@@ -111,7 +112,7 @@ def test_the_owner_and_the_admin_reach_every_route(api_url, world):
         for method, path, body, params in _requests(world):
             if path == "/api/start-finetuning" or method == "DELETE":
                 continue  # a real job, and the dataset's deletion: the last test deletes it
-            resp = httpx.request(method, api_url + path, json=body, params=params, headers=headers, timeout=120)
+            resp = HTTP.request(method, api_url + path, json=body, params=params, headers=headers, timeout=120)
             want = next((code for word, code in expected.items() if word == method or path.endswith(word)), 200)
             assert resp.status_code == want, (who, method, path, resp.status_code, resp.text[:300])
             if want == 404:
@@ -121,29 +122,29 @@ def test_the_owner_and_the_admin_reach_every_route(api_url, world):
 def test_lists_counts_and_models_are_per_tenant(api_url, world):
     alice, bob, admin = (world[k].headers for k in ("alice", "bob", "admin"))
     assert world["bob_dataset"] != world["dataset"]  # the same bytes: Bob got a record of his own
-    listed = {k: {d["dataset_id"] for d in httpx.get(f"{api_url}/api/datasets", headers=h,
+    listed = {k: {d["dataset_id"] for d in HTTP.get(f"{api_url}/api/datasets", headers=h,
                                                      params={"limit": 1000}).json()["datasets"]}
               for k, h in (("alice", alice), ("bob", bob), ("admin", admin))}
     assert listed["alice"] == {world["dataset"]} and listed["bob"] == {world["bob_dataset"]}
     assert {world["dataset"], world["bob_dataset"]} <= listed["admin"]
-    jobs = {k: {j["job_id"] for j in httpx.get(f"{api_url}/api/jobs", headers=h, params={"limit": 1000})
+    jobs = {k: {j["job_id"] for j in HTTP.get(f"{api_url}/api/jobs", headers=h, params={"limit": 1000})
                 .json()["jobs"]} for k, h in (("alice", alice), ("bob", bob), ("admin", admin))}
     assert jobs["alice"] == {world["job"]} and jobs["bob"] == set() and world["job"] in jobs["admin"]
-    models = {k: {m["id"] for m in httpx.get(f"{api_url}/v1/models", headers=h).json()["data"]}
+    models = {k: {m["id"] for m in HTTP.get(f"{api_url}/v1/models", headers=h).json()["data"]}
               for k, h in (("alice", alice), ("bob", bob))}
     assert world["job"] in models["alice"] and world["job"] not in models["bob"]
     assert "sienn-tiny-gpt2" in models["bob"]  # base models are everyone's
-    metrics = {k: httpx.get(f"{api_url}/api/metrics", headers=h).json() for k, h in (("alice", alice), ("bob", bob))}
+    metrics = {k: HTTP.get(f"{api_url}/api/metrics", headers=h).json() for k, h in (("alice", alice), ("bob", bob))}
     assert (metrics["alice"]["total_jobs"], metrics["alice"]["total_exports"]) == (1, 1)
     assert (metrics["bob"]["total_jobs"], metrics["bob"]["total_datasets"]) == (0, 1)
-    assert httpx.get(f"{api_url}/api/audit", headers=alice).status_code == 403
-    trail = httpx.get(f"{api_url}/api/audit", headers=admin, params={"key_name": world["alice"].name}).json()
+    assert HTTP.get(f"{api_url}/api/audit", headers=alice).status_code == 403
+    trail = HTTP.get(f"{api_url}/api/audit", headers=admin, params={"key_name": world["alice"].name}).json()
     assert {"/api/upload-dataset", "/api/export-model/{job_id}"} <= {e["route"] for e in trail["entries"]}
 
 
 def test_only_the_owner_or_an_admin_deletes(api_url, world):
     bob, alice, admin = (world[k].headers for k in ("bob", "alice", "admin"))
-    assert httpx.delete(f"{api_url}/api/datasets/{world['dataset']}", headers=bob).status_code == 404
-    assert httpx.delete(f"{api_url}/api/datasets/{world['dataset']}", headers=alice).status_code == 200
-    assert httpx.get(f"{api_url}/api/datasets/{world['dataset']}", headers=admin).status_code == 404
-    assert httpx.delete(f"{api_url}/api/datasets/{world['bob_dataset']}", headers=admin).status_code == 200
+    assert HTTP.delete(f"{api_url}/api/datasets/{world['dataset']}", headers=bob).status_code == 404
+    assert HTTP.delete(f"{api_url}/api/datasets/{world['dataset']}", headers=alice).status_code == 200
+    assert HTTP.get(f"{api_url}/api/datasets/{world['dataset']}", headers=admin).status_code == 404
+    assert HTTP.delete(f"{api_url}/api/datasets/{world['bob_dataset']}", headers=admin).status_code == 200
