@@ -22,7 +22,7 @@ from ..auth.audit import AuditWriter, target_id
 from ..auth.config import SecurityConfig
 from ..auth.resolver import MISS, KeyResolver
 from ..auth.routes import STATE_CHANGING, rule_for
-from ..auth.web import host_allowed, origin_allowed
+from ..auth.web import host_allowed, origin_allowed, remote_peer
 from ..errors import Unauthorized
 from ..schemas.auth import AuditEntry
 from ..schemas.common import utcnow
@@ -71,7 +71,8 @@ class SecurityMiddleware:
             return await self.app(scope, receive, send)
         backends = self._ensure_backends()
         try:
-            principal = await backends.principal(headers, config.auth_required)
+            auth_required = config.auth_required or (config.auth_auto and remote_peer(scope.get("client")))
+            principal = await backends.principal(headers, auth_required)
         except Unauthorized as err:
             return await _refuse(scope, receive, send, 401, err.error_code, err.detail, err.headers)
         decision = None

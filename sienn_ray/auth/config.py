@@ -22,6 +22,9 @@ class SecurityConfig:
     loopback_listener: bool
     key_cache_s: float
     max_json_bytes: int = 1024 * 1024
+    # SIENN_AUTH unset: auth follows the listener, and a request from another host needs a key even when
+    # the settings say loopback (a Serve config edited to listen on 0.0.0.0 is not left open).
+    auth_auto: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecurityConfig:
@@ -35,4 +38,5 @@ class SecurityConfig:
             loopback_listener=is_loopback_name(settings.http_host),
             key_cache_s=settings.key_cache_s,
             max_json_bytes=settings.max_json_bytes,
+            auth_auto=settings.auth_env is None,
         )

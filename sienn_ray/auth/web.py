@@ -10,6 +10,7 @@ or one of ``SIENN_ALLOWED_ORIGINS``.
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from ..settings import is_loopback_name
@@ -41,6 +42,17 @@ def origin_allowed(origin: str, host_header: str | None, allowed_origins: frozen
     if origin == "null" or not host_header:
         return False
     return urlsplit(origin).netloc.lower() == host_header.strip().lower()
+
+
+def remote_peer(client: tuple | None) -> bool:
+    """Whether an ASGI ``client`` is a peer beyond this host: an IP address that is not loopback. A real
+    connection always reports the peer's IP; an in-process client (a test client) reports a name."""
+    if not client:
+        return False
+    try:
+        return not ipaddress.ip_address(str(client[0])).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_list(text: str) -> frozenset[str]:

@@ -154,3 +154,23 @@ def test_auth_off_acts_as_the_default_tenant_and_keys_still_narrow_it(tmp_path):
             assert client.get("/api/jobs", headers={"X-API-Key": "sienn_bogus"}).status_code == 401
     finally:
         deps._services = None
+
+
+def test_with_auth_left_to_the_listener_a_request_from_another_host_needs_a_key(tmp_path):
+    """SIENN_AUTH unset and the settings say loopback, but the peer is remote (a Serve config edited to
+    listen on 0.0.0.0): that request needs a key; local peers still do not."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    services = Services(registry=RegistryClient.in_process(RegistryCore(Store(url), FakeCluster())),
+                        reader=ReadStore(url))
+    deps.set_services(services)
+    app = create_app(replace(CONFIG, auth_required=False, auth_auto=True))
+    try:
+        key = asyncio.run(keys.create_key(services, "erin"))[1]
+        for peer, status in ((("127.0.0.1", 5000), 200), (("::1", 5000), 200), (("203.0.113.7", 5000), 401),
+                             (("10.0.0.8", 5000), 401)):
+            with TestClient(app, base_url="http://127.0.0.1", client=peer) as client:
+                assert client.get("/api/jobs").status_code == status, peer
+                assert client.get("/api/jobs", headers={"X-API-Key": key}).status_code == 200, peer
+                assert client.get("/health").status_code == 200
+    finally:
+        deps._services = None

@@ -14,7 +14,7 @@ from sienn_ray.auth.quotas import capped_priority, check_job, check_storage, def
 from sienn_ray.auth.rate_limits import Decision, WindowLimiter, parse_rate_limits
 from sienn_ray.auth.resolver import MISS, KeyResolver
 from sienn_ray.auth.routes import rule_for
-from sienn_ray.auth.web import host_allowed, host_name, origin_allowed
+from sienn_ray.auth.web import host_allowed, host_name, origin_allowed, remote_peer
 from sienn_ray.errors import BadRequest, QuotaExceeded
 from sienn_ray.schemas.auth import ApiKeyRecord, AuditEntry, Quota, QuotaOverrides
 from sienn_ray.schemas.common import utcnow
@@ -147,6 +147,12 @@ def test_host_rule_refuses_rebinding_on_loopback():
     assert host_allowed("sienn.internal", True, frozenset({"sienn.internal"}))
     assert host_allowed("anything.example", False, none)  # a public listener answers any name ...
     assert not host_allowed("other.example", False, frozenset({"sienn.example"}))  # ... unless names are set
+
+
+def test_remote_peer_is_a_non_loopback_address():
+    assert remote_peer(("203.0.113.7", 1)) and remote_peer(("fe80::1", 1)) and remote_peer(("10.0.0.8", 1))
+    assert not remote_peer(("127.0.0.1", 1)) and not remote_peer(("::1", 1)) and not remote_peer(("127.8.0.1", 1))
+    assert not remote_peer(None) and not remote_peer(("testclient", 50000))  # in-process clients name no IP
 
 
 def test_origin_rule():
