@@ -60,24 +60,34 @@ class SecureApps:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, **env: str) -> str:
-        port = free_port()
-        environ = dict(os.environ, RAY_ADDRESS=self.gcs_address, PYTHONPATH=str(ROOT), **env)
-        log = open(self.logs / f"api-{port}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, str(SECURE_APP), str(port)], env=environ,
-                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        self.procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError((self.logs / f"api-{port}.log").read_text()[-4000:])
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"API process on {port} did not answer /health")
+        """Start one API process and return its URL once ``/health`` answers. A port another process took
+        between ``free_port`` and the bind is retried on a new port; any other exit fails with its log."""
+        for _ in range(3):
+            port = free_port()
+            environ = dict(os.environ, RAY_ADDRESS=self.gcs_address, PYTHONPATH=str(ROOT), **env)
+            log_path = self.logs / f"api-{port}.log"
+            with open(log_path, "wb") as log:  # the child keeps its own descriptor
+                proc = subprocess.Popen([sys.executable, str(SECURE_APP), str(port)], env=environ,
+                                        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            self.procs.append(proc)
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 240
+            while time.time() < deadline:
+                if proc.poll() is not None:
+                    text = log_path.read_text(errors="replace")
+                    if "address already in use" in text.lower():
+                        break
+                    raise AssertionError(f"API process on {port} exited {proc.returncode}:\n{text[-4000:]}")
+                try:
+                    if httpx.get(url + "/health", timeout=5).status_code == 200:
+                        return url
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            else:
+                raise AssertionError(f"API process on {port} did not answer /health within 240 s:\n"
+                                     f"{log_path.read_text(errors='replace')[-4000:]}")
+        raise AssertionError("three ports were taken before an API process could bind one")
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -89,6 +99,7 @@ class SecureApps:
                 proc.kill()
 
 
-# Generous limits except inference (which the rate-limit tests drive with bodies refused cheaply).
+# Generous limits except inference (which the rate-limit tests drive with bodies refused cheaply): a 10 s
+# window, so four requests fit in it on a loaded machine.
 SECURE_ENV = {"SIENN_AUTH": "required", "SIENN_KEY_CACHE_S": "1",
-              "SIENN_RATE_LIMITS": "standard=100000/minute,training=100000/minute,inference=3/2seconds"}
+              "SIENN_RATE_LIMITS": "standard=100000/minute,training=100000/minute,inference=3/10seconds"}

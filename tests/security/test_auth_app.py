@@ -105,7 +105,7 @@ def test_both_headers_carry_a_key_and_a_revocation_holds_within_the_cache_time(a
     assert app.get("/api/datasets", headers={"X-API-Key": key}).status_code == 200
     assert app.get("/api/datasets", headers={"Authorization": f"bearer {key}"}).status_code == 200
     asyncio.run(keys.revoke_key(app.services, "bob"))
-    deadline = time.monotonic() + CONFIG.key_cache_s + 1.0
+    deadline = time.monotonic() + CONFIG.key_cache_s + 3.0  # slack for a loaded machine
     while app.get("/api/datasets", headers={"X-API-Key": key}).status_code == 200:
         assert time.monotonic() < deadline, "a revoked key was still accepted after the cache time"
         time.sleep(0.05)

@@ -74,7 +74,7 @@ def test_rate_limit_holds_across_two_api_processes_with_headers_and_recovers(app
     limited = HTTP.post(f"{second}/api/test-model", json={}, headers=key.headers, timeout=30)
     assert limited.status_code == 429 and limited.json()["error_code"] == "RATE_LIMITED"
     retry_after = int(limited.headers["retry-after"])
-    assert 1 <= retry_after <= 2 and limited.headers["x-ratelimit-remaining"] == "0"
+    assert 1 <= retry_after <= 10 and limited.headers["x-ratelimit-remaining"] == "0"
     assert HTTP.post(f"{first}/api/test-model", json={}, headers=other.headers).status_code == 400  # its own window
     sdk = openai.OpenAI(base_url=f"{first}/v1", api_key=key.key, max_retries=0)
     with pytest.raises(openai.RateLimitError):  # /v1 answers OpenAI's shape, so its SDK raises its own error
@@ -156,7 +156,7 @@ def test_cli_creates_lists_and_revokes_keys(apps, ray_session):
     assert revoked.returncode == 0, revoked.stderr[-3000:]
     at = time.monotonic()
     while HTTP.get(f"{url}/api/jobs", headers=headers).status_code == 200:
-        assert time.monotonic() - at < float(SECURE_ENV["SIENN_KEY_CACHE_S"]) + 2, "revoked key still accepted"
+        assert time.monotonic() - at < float(SECURE_ENV["SIENN_KEY_CACHE_S"]) + 5, "revoked key still accepted"
         time.sleep(0.1)
     print(f"revoked key refused {time.monotonic() - at:.2f} s after `keys revoke` returned")
     assert _cli("revoke", "no-such-key", gcs=gcs).returncode == 2
