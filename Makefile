@@ -54,3 +54,4 @@ bench: install-test
 	$(PY) bench/train.py
 	$(PY) bench/serve.py
 	$(PY) bench/export.py
+	$(PY) bench/auth_overhead.py --ray

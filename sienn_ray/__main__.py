@@ -1,4 +1,4 @@
-"""Command line: python -m sienn_ray up | down | status | env | train (thin; the work is in the modules)."""
+"""Command line: python -m sienn_ray up | down | status | env | train | keys (thin; the work is in the modules)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from .cli import keys as keys_cli
 from .settings import apply_ray_env
 
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--address", default=None,
                        help="Ray address (default: RAY_ADDRESS, else this SIENN_HOME's `make up` head, else auto)")
     train.add_argument("--no-wait", action="store_true", help="queue the job and return its id")
+    keys_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -42,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         from .ops.shell_env import print_env
 
         return print_env()
-    from .cli.train import run_train
-
     if args.address is None and not os.environ.get("RAY_ADDRESS"):
         # With two stacks on one machine, "auto" would pick whichever head started last.
         from .ops.head import running_record
@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
 
         rec = running_record(get_settings().run_dir)
         args.address = rec.ray_address if rec else None
+    if args.command == "keys":
+        return keys_cli.run_keys(args)
+    from .cli.train import run_train
+
     return run_train(args)
 
 

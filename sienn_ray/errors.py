@@ -197,3 +197,38 @@ def _read_only(err: BaseException) -> StorageUnavailable:
 def _reason(err: BaseException) -> str:
     text = getattr(err, "strerror", None) or (str(err).splitlines() or [type(err).__name__])[0]
     return text[:200]
+
+
+class Unauthorized(SiennError):
+    """No API key, or one that is unknown or revoked."""
+
+    error_code = "UNAUTHORIZED"
+    status_code = 401
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="sienn-ray"'}
+
+
+class Forbidden(SiennError):
+    """The key is valid but may not do this (an admin-only route)."""
+
+    error_code = "FORBIDDEN"
+    status_code = 403
+
+
+class QuotaExceeded(SiennError):
+    """The key's tenant is at one of its quotas (``quota`` names it); nothing was stored."""
+
+    error_code = "QUOTA_EXCEEDED"
+    status_code = 429
+
+
+class KeyExists(SiennError):
+    error_code = "KEY_EXISTS"
+    status_code = 409
+
+
+class KeyNotFound(SiennError):
+    error_code = "KEY_NOT_FOUND"
+    status_code = 404

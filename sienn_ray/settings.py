@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import sys
@@ -12,6 +13,19 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The built-in real pretrained base (models/pretrained.py); the toy models stay for fast tests.
 DEFAULT_MODEL = "smollm2-135m-instruct"
+# Requests per key (per client address with auth off) for each route class (auth/routes.py).
+DEFAULT_RATE_LIMITS = "standard=100/minute,training=10/minute,inference=50/minute"
+
+
+def is_loopback_name(host: str) -> bool:
+    """``localhost`` (and ``*.localhost``, RFC 6761) or a loopback address such as 127.0.0.1 or ::1."""
+    name = host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _int_env(name: str, default: int) -> int:
@@ -47,6 +61,26 @@ class Settings:
         os.environ.get("SIENN_AUTOSCALER_CONFIG", "~/ray_bootstrap_config.yaml")).expanduser())
     # os.pathsep-separated; unset: the storage root's models/ plus the Hugging Face hub cache.
     model_dirs_env: str | None = field(default_factory=lambda: os.environ.get("SIENN_MODEL_DIRS") or None)
+    # Safe to share (auth/, api/security.py): API keys, rate limits, quotas, browser safety, body limits.
+    # SIENN_AUTH: required | off; unset: required unless the API listens on loopback only.
+    auth_env: str | None = field(default_factory=lambda: os.environ.get("SIENN_AUTH") or None)
+    rate_limits: str = field(default_factory=lambda: os.environ.get("SIENN_RATE_LIMITS") or DEFAULT_RATE_LIMITS)
+    # A `limits` storage URI (e.g. redis://host:6379) shared by every replica; unset: a named Ray actor.
+    rate_limit_storage: str | None = field(default_factory=lambda: os.environ.get("SIENN_RATE_LIMIT_STORAGE") or None)
+    quotas: str = field(default_factory=lambda: os.environ.get("SIENN_QUOTAS", ""))  # defaults for every key
+    allowed_origins: str = field(default_factory=lambda: os.environ.get("SIENN_ALLOWED_ORIGINS", ""))
+    allowed_hosts: str = field(default_factory=lambda: os.environ.get("SIENN_ALLOWED_HOSTS", ""))
+    max_json_bytes: int = field(default_factory=lambda: _int_env("SIENN_MAX_JSON_BYTES", 1024 * 1024))
+    key_cache_s: float = field(default_factory=lambda: _float_env("SIENN_KEY_CACHE_S", 5.0))  # revocation delay
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether requests need an API key: SIENN_AUTH, else whenever the API listens beyond loopback."""
+        if self.auth_env is not None:
+            if self.auth_env not in ("required", "off"):
+                raise ValueError(f"SIENN_AUTH must be 'required' or 'off', not {self.auth_env!r}")
+            return self.auth_env == "required"
+        return not is_loopback_name(self.http_host)
 
     @property
     def model_dirs(self) -> tuple[Path, ...]:

@@ -35,6 +35,9 @@ def pytest_configure(config):
     os.environ["RAY_DEDUP_LOGS"] = "0"
     # Small upload limit so the 413 path is testable without sending gigabytes.
     os.environ["SIENN_MAX_UPLOAD_BYTES"] = str(8 * 1024 * 1024)
+    # The session app serves the whole suite from one address (auth off: limits per client address):
+    # counted, with headers, but never reached. tests/security runs its own apps with real limits.
+    os.environ["SIENN_RATE_LIMITS"] = "standard=1000000/minute,training=1000000/minute,inference=1000000/minute"
     # Runner leases: short enough that the lease tests see one expire, long enough for a loaded machine.
     os.environ.setdefault("SIENN_LEASE_TTL_S", "20")
     os.environ.setdefault("SIENN_LAUNCH_GRACE_S", "240")

@@ -29,6 +29,9 @@ def test_pure_modules_import_with_ray_unimportable():
     assert {"sienn_ray.jobs.core", "sienn_ray.jobs.lifecycle", "sienn_ray.jobs.queue", "sienn_ray.services.submit",
             "sienn_ray.services.control", "sienn_ray.services.exports", "sienn_ray.store.reader"} <= set(modules)
     assert "sienn_ray.evaluation.run" in modules and "sienn_ray.evaluation.metrics" in modules
+    assert {"sienn_ray.auth.keys", "sienn_ray.auth.resolver", "sienn_ray.auth.rate_limits", "sienn_ray.auth.quotas",
+            "sienn_ray.auth.routes", "sienn_ray.auth.web", "sienn_ray.auth.audit", "sienn_ray.auth.config",
+            "sienn_ray.schemas.auth", "sienn_ray.services.keys"} <= set(modules)
     assert {"sienn_ray.models.gguf_import", "sienn_ray.models.pretrained", "sienn_ray.models.roots",
             "sienn_ray.models.atomic", "sienn_ray.train.state"} <= set(modules)
     code = (

@@ -1,18 +1,28 @@
-"""The FastAPI application: routers by resource plus the one error table."""
+"""The FastAPI application: routers by resource, the one error table, and the security layer."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from ..auth.config import SecurityConfig
+from ..auth.web import parse_list
+from ..settings import get_settings
 from .console import install_console
 from .errors import install_error_handlers
 from .openapi import exact_openapi
-from .routes import datasets, evaluation, exports, health, inference, jobs, models, openai_compat
+from .routes import audit, datasets, evaluation, exports, health, inference, jobs, models, openai_compat
+from .security import SecurityMiddleware
 
 API_VERSION = "0.1.0"
+# Headers a page on an allowed origin may send and read (CORS, only when SIENN_ALLOWED_ORIGINS is set).
+CORS_REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type"]
+CORS_EXPOSED_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
 
 
-def create_app() -> FastAPI:
+def create_app(security: SecurityConfig | None = None) -> FastAPI:
+    """The app; ``security`` None: read from the settings where the app first serves (a Serve replica)."""
+    settings = get_settings()
     app = FastAPI(
         title="sienn-ray",
         version=API_VERSION,
@@ -21,8 +31,13 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     # evaluation before jobs: /api/jobs/compare must not be taken for the job id "compare".
-    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports):
+    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports, audit):
         app.include_router(module.router)
     install_console(app)
-    exact_openapi(app)
+    exact_openapi(app, security)
+    app.add_middleware(SecurityMiddleware, config=security)
+    origins = parse_list(settings.allowed_origins)
+    if origins:  # CORS is off unless origins are configured
+        app.add_middleware(CORSMiddleware, allow_origins=sorted(origins), allow_methods=["*"],
+                           allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_EXPOSED_HEADERS)
     return app

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
+from ..errors import Forbidden
 from ..services.context import Services
-from ..services.principal import DEFAULT_PRINCIPAL, Principal
+from ..services.principal import Principal
 
 # Bound of every offset-like query parameter: far above any real table, far below what SQL can bind.
 MAX_OFFSET = 1_000_000_000
@@ -36,11 +37,23 @@ async def get_services() -> Services:
     return current_services()
 
 
-async def get_principal() -> Principal:
-    """Who the request acts for. Without API keys: the default tenant, as an admin. Authentication
-    replaces this one dependency (``app.dependency_overrides`` or a new body) with the key's principal."""
-    return DEFAULT_PRINCIPAL
+async def get_principal(request: Request) -> Principal:
+    """Who the request acts for: the principal ``security.SecurityMiddleware`` resolved from its API key
+    (the default tenant, as an admin, when auth is off and no key is sent). No principal means the
+    middleware did not run: refuse rather than act for anyone."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise RuntimeError("No principal on the request: the security middleware is not installed")
+    return principal
+
+
+async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """The principal, if it is an admin (403 for every other key)."""
+    if not principal.is_admin:
+        raise Forbidden("Only an admin key may do this")
+    return principal
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+AdminDep = Annotated[Principal, Depends(get_admin)]

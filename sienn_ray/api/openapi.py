@@ -12,14 +12,26 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict
 
+from ..auth.config import SecurityConfig
+from ..auth.routes import STATE_CHANGING
 from ..schemas.common import ErrorBody
+from ..settings import get_settings
 
 _WHY = {
     400: "Invalid request: every problem is listed in `errors`",
+    401: "No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
+    403: "Not allowed: an admin-only route, or a state-changing request from another origin",
     404: "Not found (a malformed id, a missing record and another tenant's record alike)",
     409: "The resource is in the wrong state for this request",
-    413: "The upload is over the size limit",
+    413: "The request body is over the size limit",
+    421: "The Host is not a name of this API (a loopback listener answers loopback names only)",
+    429: "Rate limit (`RATE_LIMITED`, with `Retry-After`) or quota (`QUOTA_EXCEEDED`, naming it) reached",
     503: "A service the request needs (the job registry, the inference deployment) is unavailable",
+}
+# How a client sends its API key (declared when auth is on).
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
 
 
@@ -75,7 +87,7 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, str, dict]]] = {
 }
 
 
-def exact_openapi(app: FastAPI) -> None:
+def exact_openapi(app: FastAPI, security: SecurityConfig | None = None) -> None:
     """Serve an OpenAPI document without the 422 answers FastAPI adds but this app never gives, and with
     the links between operations."""
 
@@ -93,6 +105,7 @@ def exact_openapi(app: FastAPI) -> None:
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
             _add_links(schema)
             _add_storage_errors(schema)
+            _add_security(schema, security or SecurityConfig.from_settings(get_settings()))
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -126,3 +139,23 @@ def _add_links(schema: dict) -> None:
             body = parameters.get("$request.body")
             link |= {"requestBody": body} if body else {"parameters": parameters}
             answer.setdefault("links", {})[name] = link
+
+
+def _add_security(schema: dict, config: SecurityConfig) -> None:
+    """The answers the security middleware may give on every operation, and how to send a key."""
+    for path, operations in schema["paths"].items():
+        model = OpenAIError if path.startswith("/v1/") else ApiError
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        for method, operation in operations.items():
+            statuses = [421] if config.loopback_listener else []
+            statuses += [401] if config.auth_required else []
+            statuses += [429] if config.rate_limits is not None else []
+            if method.upper() in STATE_CHANGING:
+                statuses += [403, 413]
+            responses = operation.setdefault("responses", {})
+            for status in statuses:
+                responses.setdefault(str(status), {"description": _WHY[status],
+                                                   "content": {"application/json": {"schema": ref}}})
+    if config.auth_required:
+        schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        schema["security"] = [{"bearer": []}, {"apiKey": []}]

@@ -21,6 +21,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..errors import ServiceUnavailable, SiennError
+from ..schemas.auth import ApiKeyRecord, AuditEntry
 from ..schemas.datasets import DatasetRecord
 from ..schemas.exports import ExportRecord
 from ..schemas.jobs import JobRecord, RunOutcome, StopKind
@@ -117,8 +118,8 @@ class RegistryClient:
     def ping(self) -> Reply[dict]:
         return self._call(RegistryCore.ping)
 
-    def put_dataset(self, rec: DatasetRecord) -> Reply[DatasetRecord]:
-        return self._call(RegistryCore.put_dataset, rec)
+    def put_dataset(self, rec: DatasetRecord, storage_quota: int | None = None) -> Reply[DatasetRecord]:
+        return self._call(RegistryCore.put_dataset, rec, storage_quota)
 
     def get_dataset(self, dataset_id: str) -> Reply[DatasetRecord]:
         return self._call(RegistryCore.get_dataset, dataset_id)
@@ -126,8 +127,8 @@ class RegistryClient:
     def delete_dataset(self, dataset_id: str, tenant: str | None = None) -> Reply[DatasetRecord]:
         return self._call(RegistryCore.delete_dataset, dataset_id, tenant)
 
-    def submit_job(self, rec: JobRecord) -> Reply[JobRecord]:
-        return self._call(RegistryCore.submit_job, rec)
+    def submit_job(self, rec: JobRecord, queued_quota: int | None = None) -> Reply[JobRecord]:
+        return self._call(RegistryCore.submit_job, rec, queued_quota)
 
     def adopt_job(self, rec: JobRecord, holder: str, ttl_s: float = 3600.0) -> Reply[JobRecord]:
         return self._call(RegistryCore.adopt_job, rec, holder, ttl_s)
@@ -170,6 +171,15 @@ class RegistryClient:
 
     def update_export(self, export_id: str, fields: dict) -> Reply[ExportRecord]:
         return self._call(RegistryCore.update_export, export_id, fields)
+
+    def create_key(self, rec: ApiKeyRecord) -> Reply[ApiKeyRecord]:
+        return self._call(RegistryCore.create_key, rec)
+
+    def revoke_key(self, name: str) -> Reply[ApiKeyRecord]:
+        return self._call(RegistryCore.revoke_key, name)
+
+    def add_audit(self, entries: list[AuditEntry]) -> Reply[int]:
+        return self._call(RegistryCore.add_audit, entries)
 
     def tick(self) -> Reply[list[dict]]:
         return self._call(RegistryCore.tick)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from ..auth.quotas import check_queued, check_storage
 from ..errors import (
     DatasetInUse,
     DatasetNotFound,
@@ -26,9 +28,12 @@ from ..errors import (
     InsufficientStorage,
     JobNotFound,
     JobStateConflict,
+    KeyExists,
+    KeyNotFound,
     ResourcesUnavailable,
     StorageUnavailable,
 )
+from ..schemas.auth import ApiKeyRecord, AuditEntry, Quota
 from ..schemas.common import utcnow
 from ..schemas.datasets import DatasetRecord
 from ..schemas.exports import ExportRecord
@@ -69,11 +74,14 @@ class RegistryCore:
         return {"ok": self.store.ping(), "started_at": self.started_at.isoformat()}
 
     # datasets
-    def put_dataset(self, rec: DatasetRecord) -> DatasetRecord:
-        """Store a dataset record; the same id again returns the record already stored."""
+    def put_dataset(self, rec: DatasetRecord, storage_quota: int | None = None) -> DatasetRecord:
+        """Store a dataset record; the same id again returns the record already stored. With a storage
+        quota, a record that would take its tenant past it is refused (429), here, where uploads are serialized."""
         existing = self.store.get_dataset(rec.dataset_id)
         if existing is not None:
             return existing
+        if storage_quota is not None:
+            check_storage(Quota(storage_bytes=storage_quota), self.store.storage_used(rec.tenant), rec.size_bytes)
         self.store.put_dataset(rec)
         return rec
 
@@ -89,9 +97,11 @@ class RegistryCore:
         return rec
 
     # jobs: submission
-    def submit_job(self, rec: JobRecord) -> JobRecord:
-        """Admit a validated job into the queue (400 if the cluster could never run it)."""
+    def submit_job(self, rec: JobRecord, queued_quota: int | None = None) -> JobRecord:
+        """Admit a validated job into the queue (400 if the cluster could never run it; 429 if its tenant
+        already has ``queued_quota`` jobs waiting)."""
         self._dataset(rec.dataset_id, rec.tenant)
+        check_queued(queued_quota, self.store.jobs_in_phase_count(rec.tenant, [JobPhase.QUEUED]))
         problems = self._cluster_capacity().problems(rec.config)
         if problems:
             raise ResourcesUnavailable("The cluster can never run this job: " + "; ".join(problems),
@@ -255,6 +265,27 @@ class RegistryCore:
             raise ExportNotFound(f"Export {export_id} not found")
         return self.put_export(ExportRecord.model_validate(rec.model_dump() | fields))
 
+    # API keys and the audit trail
+    def create_key(self, rec: ApiKeyRecord) -> ApiKeyRecord:
+        """Store a new key (its hash); a name is never reused, not even after its key is revoked."""
+        if self.store.get_key_by_name(rec.name) is not None:
+            raise KeyExists(f"An API key named {rec.name!r} exists already (names are never reused)")
+        self.store.put_key(rec)
+        return rec
+
+    def revoke_key(self, name: str) -> ApiKeyRecord:
+        rec = self.store.get_key_by_name(name)
+        if rec is None:
+            raise KeyNotFound(f"No API key named {name!r}")
+        if rec.revoked_at is None:
+            rec.revoked_at = self.clock()
+            self.store.put_key(rec)
+        return rec
+
+    def add_audit(self, entries: list[AuditEntry]) -> int:
+        self.store.add_audit(entries)
+        return len(entries)
+
     # the clock: leases, stop deadlines, the queue
     def tick(self) -> list[dict]:
         """Expire silent leases, force overdue stops, launch what fits; returns what it did."""
@@ -287,8 +318,14 @@ class RegistryCore:
         free = self.cluster.free()
         for rec in self.store.jobs_in_phases([JobPhase.LAUNCHING]):
             free = minus(free, job_needs(rec.config))  # granted, but its workers do not hold them yet
-        plan = plan_launches(queued, free)
+        held = Counter(rec.tenant for rec in self.store.jobs_in_phases(lifecycle.HELD))
+        plan = plan_launches(queued, free, held)
         actions = [self._launch(rec) for rec in plan.launch]
+        for rec in plan.over_quota:
+            message = f"Waiting: its tenant runs {rec.running_quota} job(s), its key's running_jobs quota"
+            if rec.message != message:
+                rec.message = message
+                self._save(rec)
         if plan.blocked is not None and plan.waiting_for and plan.blocked.message != plan.waiting_for:
             plan.blocked.message = plan.waiting_for
             self._save(plan.blocked)

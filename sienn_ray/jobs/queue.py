@@ -97,16 +97,24 @@ class LaunchPlan:
     launch: list[JobRecord]
     blocked: JobRecord | None = None  # the first queued job that has to wait
     waiting_for: str | None = None  # what it waits for
+    over_quota: list[JobRecord] = field(default_factory=list)  # passed over: their tenant is at its running quota
 
 
-def plan_launches(queued: list[JobRecord], free: Resources) -> LaunchPlan:
+def plan_launches(queued: list[JobRecord], free: Resources, held: dict[str, int] | None = None) -> LaunchPlan:
     """Launch from the head of the queue while each job fits in what is free; the first that does not
-    fit waits, and so does every job behind it (first come, first served within a priority)."""
-    launch = []
+    fit waits, and so does every job behind it (first come, first served within a priority). A job
+    whose tenant already holds its ``running_quota`` of jobs (``held``: tenant -> jobs holding
+    resources) is passed over: it waits for its tenant, not for the cluster, so others go on."""
+    launch, over_quota, held = [], [], dict(held or {})
     for rec in queued:
+        if rec.running_quota is not None and held.get(rec.tenant, 0) >= rec.running_quota:
+            over_quota.append(rec)
+            continue
         need = job_needs(rec.config)
         if not fits(need, free):
-            return LaunchPlan(launch, rec, f"Waiting for resources: needs {_fmt(need)}; free now {_fmt(free)}")
+            return LaunchPlan(launch, rec, f"Waiting for resources: needs {_fmt(need)}; free now {_fmt(free)}",
+                              over_quota)
         launch.append(rec)
+        held[rec.tenant] = held.get(rec.tenant, 0) + 1
         free = minus(free, need)
-    return LaunchPlan(launch)
+    return LaunchPlan(launch, over_quota=over_quota)

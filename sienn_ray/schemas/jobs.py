@@ -154,6 +154,8 @@ class JobRecord(BaseModel):
     status: JobStatus = JobStatus.PENDING
     phase: JobPhase = JobPhase.QUEUED
     priority: int = 0
+    running_quota: int | None = Field(None, description="Most jobs of its tenant holding resources at once (the "
+                                                        "submitting key's quota); None: no limit")
     queue_position: int | None = Field(None, description="1 = launched next; computed when read, never stored")
     model_name: str
     model_path: str

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from .. import paths
+from ..auth.quotas import check_storage
 from ..errors import ExportFailed, ExportInProgress, JobStateConflict, ModelNotFound
 from ..export.run import QUANTIZED_FORMATS, ExportTask, estimate_seconds, export_problems, resolve_quantization
 from ..schemas.common import format_duration, new_id, utcnow
@@ -39,6 +40,8 @@ async def start_export(services: Services, principal: Principal, job_id: str, re
     existing = services.reader.find_export(job.job_id, req.format, quantization)
     if existing is not None and await asyncio.to_thread(reusable, existing):
         return existing
+    # An export's size is known only once written: a new one starts while the tenant is under its quota.
+    check_storage(principal.quota, services.reader.storage_used(job.tenant), 1)
     adapter_dir = Path(job.adapter_path) if job.adapter_path else paths.job_adapter(job.job_id)
     problems = await asyncio.to_thread(export_problems, req.format, Path(job.model_path), adapter_dir)
     if problems:

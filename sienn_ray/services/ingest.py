@@ -6,6 +6,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
+from ..auth.quotas import check_storage
 from ..data import storage
 from ..data.ingest import ingest_file
 from ..schemas.datasets import DatasetRecord
@@ -17,7 +18,11 @@ from .principal import Principal
 async def ingest(services: Services, principal: Principal, source: Path, filename: str,
                  name: str | None = None) -> DatasetRecord:
     """Validate ``source`` and store it as a dataset of the principal's tenant. The same bytes uploaded
-    again by the same tenant give the same record; another tenant gets a record of its own."""
+    again by the same tenant give the same record; another tenant gets a record of its own. Over the key's
+    storage quota: 429, nothing stored."""
+    quota = principal.quota
+    if quota is not None:  # already full: refuse before validating the file
+        check_storage(quota, services.reader.storage_used(principal.tenant), 1)
     staging = storage.staging_dir()
     try:
         report = await asyncio.to_thread(ingest_file, source, staging / "data.jsonl", filename,
@@ -26,10 +31,12 @@ async def ingest(services: Services, principal: Principal, source: Path, filenam
         existing = services.reader.get_dataset(record.dataset_id)
         if existing is not None:
             return existing
+        if quota is not None:
+            check_storage(quota, services.reader.storage_used(principal.tenant), record.size_bytes)
         await asyncio.to_thread(storage.install_dataset, staging / "data.jsonl", record)
-        try:
-            return await services.registry.put_dataset(record)
-        except Exception:
+        try:  # the registry checks the quota again, serialized with every other upload
+            return await services.registry.put_dataset(record, quota.storage_bytes if quota else None)
+        except Exception:  # over quota, or the store could not write: no record names these files
             await asyncio.to_thread(_drop_unrecorded, services, record.dataset_id)
             raise
     finally:

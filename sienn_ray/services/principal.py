@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..schemas.auth import Quota
 from ..store.tables import DEFAULT_TENANT
 
 
@@ -12,6 +13,7 @@ class Principal:
     tenant: str
     key_name: str | None = None
     is_admin: bool = False
+    quota: Quota | None = None  # None: no quotas (auth off: the operator's own default tenant)
 
     @property
     def scope(self) -> str | None:
@@ -19,5 +21,5 @@ class Principal:
         return None if self.is_admin else self.tenant
 
 
-# Who acts while no API keys exist (auth off): the one default tenant, with every right.
+# Who acts with auth off and no key sent: the one default tenant, with every right and no quota.
 DEFAULT_PRINCIPAL = Principal(tenant=DEFAULT_TENANT, key_name=None, is_admin=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from ..auth.quotas import capped_priority, check_job
 from ..errors import BadRequest
 from ..models.resolve import resolve_model
 from ..schemas.common import format_duration, new_id, utcnow
@@ -27,13 +28,21 @@ HISTORY_WINDOW = 200
 
 async def submit(services: Services, principal: Principal, req: StartFinetuningRequest,
                  source: str = "api") -> JobRecord:
-    """Queue a job for the principal's tenant; 400/404 before anything is stored if it is invalid."""
+    """Queue a job for the principal's tenant; 400/404 before anything is stored if it is invalid, 429 if it
+    is over the key's quotas (CPUs/GPUs per job here, queued jobs in the registry); priority is capped."""
     dataset = find_dataset(services, principal, req.dataset_id)
     if req.eval_dataset_id is not None:
         find_dataset(services, principal, req.eval_dataset_id)  # the same 404 as the training dataset's
+    quota = principal.quota
+    check_job(quota, req.config)
     completed, _ = services.reader.list_jobs(status=JobStatus.COMPLETED.value, limit=HISTORY_WINDOW)
     rec = await asyncio.to_thread(build_job_record, req, dataset, completed, principal.tenant, source)
-    rec = await services.registry.submit_job(rec)
+    if quota is not None:
+        rec.running_quota = quota.running_jobs
+        if rec.priority > quota.max_priority:
+            rec.priority = capped_priority(quota, rec.priority)
+            rec.message += f"; priority capped at {rec.priority} by the API key"
+    rec = await services.registry.submit_job(rec, quota.queued_jobs if quota else None)
     if rec.estimate_source == "static":
         services.launch_calibration(rec.model_path)
     return rec

@@ -12,10 +12,11 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from ..schemas.auth import ApiKeyRecord, AuditEntry
 from ..schemas.datasets import DatasetRecord
 from ..schemas.exports import ExportRecord
 from ..schemas.jobs import JobEvent, JobPhase, JobRecord, JobStatus, LossPoint
-from .tables import datasets, events, exports, jobs, make_engine, metrics
+from .tables import api_keys, audit_log, datasets, events, exports, jobs, make_engine, metrics
 
 # Statuses of jobs that still need their dataset (not finished, maybe resumed).
 UNFINISHED = (JobStatus.PENDING.value, JobStatus.RUNNING.value, JobStatus.PAUSED.value)
@@ -151,3 +152,45 @@ class ReadStore:
     def export_count(self, status: str | None = None, tenant: str | None = None) -> int:
         where = _scoped(exports, tenant) + ([exports.c.status == status] if status else [])
         return self._one(sa.select(sa.func.count()).select_from(exports).where(*where))
+
+    # quotas
+    def storage_used(self, tenant: str) -> int:
+        """Bytes the tenant keeps: its datasets plus its exports that did not fail."""
+        with self.engine.connect() as conn:
+            data = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(datasets.c.size_bytes), 0))
+                                .where(datasets.c.tenant == tenant)).scalar()
+            exported = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(exports.c.size_bytes), 0))
+                                    .where(exports.c.tenant == tenant, exports.c.status != "failed")).scalar()
+        return int(data) + int(exported)
+
+    def jobs_in_phase_count(self, tenant: str, phases: Iterable[JobPhase]) -> int:
+        query = sa.select(sa.func.count()).select_from(jobs).where(
+            jobs.c.tenant == tenant, jobs.c.phase.in_([p.value for p in phases]))
+        return self._one(query)
+
+    # API keys
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        raw = self._one(sa.select(api_keys.c.record).where(api_keys.c.key_id == key_id))
+        return ApiKeyRecord.model_validate_json(raw) if raw else None
+
+    def get_key_by_name(self, name: str) -> ApiKeyRecord | None:
+        raw = self._one(sa.select(api_keys.c.record).where(api_keys.c.name == name))
+        return ApiKeyRecord.model_validate_json(raw) if raw else None
+
+    def list_keys(self) -> list[ApiKeyRecord]:
+        rows, _ = self._page(api_keys, [], (api_keys.c.name,), None, 0)
+        return [ApiKeyRecord.model_validate_json(r) for r in rows]
+
+    def active_key_count(self) -> int:
+        return self._one(sa.select(sa.func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None)))
+
+    # audit trail
+    def list_audit(self, key_name: str | None = None, tenant: str | None = None, limit: int = 100,
+                   offset: int = 0) -> tuple[list[AuditEntry], int]:
+        """Entries newest first, optionally of one key or one tenant."""
+        where = ([audit_log.c.key_name == key_name] if key_name else []) + _scoped(audit_log, tenant)
+        with self.engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(*where)).scalar()
+            rows = conn.execute(sa.select(audit_log.c.seq, audit_log.c.record).where(*where)
+                                .order_by(audit_log.c.seq.desc()).offset(offset).limit(limit)).all()
+        return [AuditEntry.model_validate_json(r.record).model_copy(update={"seq": r.seq}) for r in rows], total

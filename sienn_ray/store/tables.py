@@ -25,6 +25,7 @@ datasets = sa.Table(
     sa.Column("dataset_id", sa.String(64), primary_key=True),
     _tenant(),
     sa.Column("uploaded_at", sa.String(40), nullable=False, index=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False, server_default="0"),  # the storage quota's measure
     sa.Column("record", sa.Text, nullable=False),
 )
 jobs = sa.Table(
@@ -66,6 +67,25 @@ exports = sa.Table(
     sa.Column("quantization", sa.String(16), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("record", sa.Text, nullable=False),
+)
+# API keys: looked up by key_id (the key's public part); only a salted scrypt hash of the key is stored.
+api_keys = sa.Table(
+    "api_keys", meta,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("tenant", sa.String(64), nullable=False, index=True),
+    sa.Column("revoked_at", sa.String(40), nullable=True),
+    sa.Column("record", sa.Text, nullable=False),
+)
+# Every state-changing request: who, what, which resource, the answer's status.
+audit_log = sa.Table(
+    "audit_log", meta,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("key_name", sa.String(64), nullable=True, index=True),
+    sa.Column("tenant", sa.String(64), nullable=False, index=True),
     sa.Column("record", sa.Text, nullable=False),
 )
 

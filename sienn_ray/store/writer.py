@@ -13,12 +13,13 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from ..errors import storage_error
+from ..schemas.auth import ApiKeyRecord, AuditEntry
 from ..schemas.common import utcnow
 from ..schemas.datasets import DatasetRecord
 from ..schemas.exports import ExportRecord
 from ..schemas.jobs import JobEvent, JobPhase, JobRecord, LossPoint
 from .reader import ReadStore
-from .tables import datasets, events, exports, jobs, metrics, migrate
+from .tables import api_keys, audit_log, datasets, events, exports, jobs, metrics, migrate
 
 
 class Store(ReadStore):
@@ -51,7 +52,7 @@ class Store(ReadStore):
     def put_dataset(self, rec: DatasetRecord) -> None:
         self._upsert(datasets, "dataset_id", {
             "dataset_id": rec.dataset_id, "tenant": rec.tenant, "uploaded_at": rec.uploaded_at.isoformat(),
-            "record": rec.model_dump_json(),
+            "size_bytes": rec.size_bytes, "record": rec.model_dump_json(),
         })
 
     def delete_dataset(self, dataset_id: str) -> bool:
@@ -88,8 +89,24 @@ class Store(ReadStore):
         self._upsert(exports, "export_id", {
             "export_id": rec.export_id, "job_id": rec.job_id, "tenant": rec.tenant, "format": rec.format,
             "quantization": rec.quantization, "status": rec.status, "created_at": rec.created_at.isoformat(),
-            "record": rec.model_dump_json(),
+            "size_bytes": rec.total_size_bytes, "record": rec.model_dump_json(),
         })
+
+    # API keys and the audit trail
+    def put_key(self, rec: ApiKeyRecord) -> None:
+        self._upsert(api_keys, "key_id", {
+            "key_id": rec.key_id, "name": rec.name, "tenant": rec.tenant,
+            "revoked_at": rec.revoked_at.isoformat() if rec.revoked_at else None, "record": rec.model_dump_json(),
+        })
+
+    def add_audit(self, entries: list[AuditEntry]) -> None:
+        """Append entries in one transaction (their order of arrival is their ``seq``)."""
+        if not entries:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(audit_log.insert(), [
+                {"at": e.at.isoformat(), "key_name": e.key_name, "tenant": e.tenant,
+                 "record": e.model_dump_json(exclude={"seq"})} for e in entries])
 
 
 def _job_row(rec: JobRecord) -> dict:

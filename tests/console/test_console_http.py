@@ -20,7 +20,8 @@ CONSOLE = ROOT / "sienn_ray" / "console"
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    return TestClient(create_app())
+    # A loopback Host: the app refuses others (DNS rebinding), and TestClient's default is testserver.
+    return TestClient(create_app(), base_url="http://127.0.0.1")
 
 
 def test_root_serves_the_page_with_a_self_only_policy(client):

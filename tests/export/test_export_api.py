@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
 from jobs_fakes import FakeCluster  # noqa: E402
 
-from sienn_ray.api.deps import get_services  # noqa: E402
+from sienn_ray.api.deps import get_principal, get_services  # noqa: E402
 from sienn_ray.api.errors import install_error_handlers  # noqa: E402
 from sienn_ray.api.routes import exports as routes  # noqa: E402
 from sienn_ray.export import task as export_task  # noqa: E402
@@ -24,6 +24,7 @@ from sienn_ray.schemas.common import new_id, utcnow  # noqa: E402
 from sienn_ray.schemas.datasets import DatasetRecord, DatasetValidation  # noqa: E402
 from sienn_ray.schemas.jobs import JobRecord, JobStatus, TrainingConfig  # noqa: E402
 from sienn_ray.services.context import Services  # noqa: E402
+from sienn_ray.services.principal import DEFAULT_PRINCIPAL  # noqa: E402
 from sienn_ray.store import ReadStore, Store  # noqa: E402
 
 
@@ -43,6 +44,7 @@ def api(tmp_path, family_models, family_adapters):
     app.include_router(routes.router)
     services = Services(registry=registry, reader=ReadStore(url), launch_export=launch_inline)
     app.dependency_overrides[get_services] = lambda: services
+    app.dependency_overrides[get_principal] = lambda: DEFAULT_PRINCIPAL  # no security middleware here
     dataset = DatasetRecord(
         dataset_id=new_id("ds"), filename="demo.jsonl", format="jsonl", total_samples=30, size_bytes=1, preview=[],
         validation=DatasetValidation(valid=True, columns=["instruction", "output"], null_counts={}),

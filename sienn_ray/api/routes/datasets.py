@@ -33,7 +33,7 @@ _UPLOAD_DOC = {
 
 
 @router.post("/api/upload-dataset", response_model=DatasetRecord, openapi_extra=_UPLOAD_DOC,
-             responses=errors(400, 413, 503))
+             responses=errors(400, 413, 429, 503))
 async def upload_dataset(request: Request, services: ServicesDep, principal: PrincipalDep):
     """Upload and validate a dataset (multipart ``file``, optional ``name``)."""
     staging = storage.staging_dir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from ...services import jobs
 from ..deps import PrincipalDep, ServicesDep
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("sienn_ray.api")
 
 
 class Health(BaseModel):
@@ -24,12 +26,14 @@ class Health(BaseModel):
 
 
 class DetailedHealth(BaseModel):
+    """The spec's summary for every key; ``ray``, ``storage`` and ``system`` for admins only."""
+
     status: str
     timestamp: datetime
     services: dict[str, str]
-    ray: dict
-    storage: dict
-    system: dict[str, float]
+    ray: dict | None = None
+    storage: dict | None = None
+    system: dict[str, float] | None = None
 
 
 class Metrics(BaseModel):
@@ -52,37 +56,42 @@ async def health():
     return Health(status="healthy", timestamp=utcnow())
 
 
-@router.get("/api/health/detailed", response_model=DetailedHealth)
-async def health_detailed(services: ServicesDep):
-    """Registry/database, Ray cluster, storage and system usage."""
+@router.get("/api/health/detailed", response_model=DetailedHealth, response_model_exclude_none=True)
+async def health_detailed(services: ServicesDep, principal: PrincipalDep):
+    """Registry/database, Ray cluster, storage and system usage (the details to admin keys only)."""
     checks: dict[str, str] = {}
     try:
         ping = await services.registry.ping()
         checks["database"] = "connected" if ping.get("ok") and services.reader.ping() else "error"
         checks["registry"] = "running"
-    except Exception as err:  # noqa: BLE001 - health reports failures instead of raising
-        checks["database"] = checks["registry"] = f"error: {err}"
+    except Exception:  # noqa: BLE001 - health reports failures instead of raising; the text may name the database
+        log.warning("health: registry or database check failed", exc_info=True)
+        checks["database"] = checks["registry"] = "error"
     try:
         resources = ray.cluster_resources()
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         ray_info = {"status": "connected", "nodes": len(nodes), "resources": resources}
         checks["ray"] = "connected"
-    except Exception as err:  # noqa: BLE001
-        ray_info = {"status": f"error: {err}"}
+    except Exception:  # noqa: BLE001
+        log.warning("health: Ray check failed", exc_info=True)
+        ray_info = {"status": "error"}
         checks["ray"] = "error"
     home = paths.home()
     home.mkdir(parents=True, exist_ok=True)
     usage = shutil.disk_usage(home)
     checks["storage"] = "available" if usage.free > 0 else "full"
-    storage = {"path": str(home), "free_bytes": usage.free, "total_bytes": usage.total}
-    system = {
+    healthy = all(v in ("connected", "running", "available") for v in checks.values())
+    summary = DetailedHealth(status="healthy" if healthy else "degraded", timestamp=utcnow(), services=checks)
+    if not principal.is_admin:
+        return summary
+    summary.ray = ray_info
+    summary.storage = {"path": str(home), "free_bytes": usage.free, "total_bytes": usage.total}
+    summary.system = {
         "cpu_percent": psutil.cpu_percent(interval=None),
         "memory_percent": psutil.virtual_memory().percent,
         "disk_usage": psutil.disk_usage(str(home)).percent,
     }
-    healthy = all(v in ("connected", "running", "available") for v in checks.values())
-    return DetailedHealth(status="healthy" if healthy else "degraded", timestamp=utcnow(),
-                          services=checks, ray=ray_info, storage=storage, system=system)
+    return summary
 
 
 @router.get("/api/metrics", response_model=Metrics)
