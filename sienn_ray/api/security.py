@@ -28,7 +28,7 @@ from ..schemas.auth import AuditEntry
 from ..schemas.common import utcnow
 from ..services.principal import DEFAULT_PRINCIPAL, Principal
 from ..settings import get_settings
-from .deps import get_services
+from .deps import current_services
 from .errors import error_response
 from .rate_limit_store import build_limiter
 from .routes.openai_compat import openai_error
@@ -110,7 +110,7 @@ class _Backends:
 
     @cached_property
     def resolver(self) -> KeyResolver:
-        return KeyResolver(get_services().reader, self.config.quota_defaults, self.config.key_cache_s)
+        return KeyResolver(current_services().reader, self.config.quota_defaults, self.config.key_cache_s)
 
     @cached_property
     def limiter(self):
@@ -118,7 +118,7 @@ class _Backends:
 
     @cached_property
     def audit(self) -> AuditWriter:
-        return AuditWriter(get_services().registry.add_audit)
+        return AuditWriter(current_services().registry.add_audit)
 
     async def principal(self, headers: Headers, auth_required: bool) -> Principal:
         """The key's principal; without a key, the default principal when auth is off (else 401)."""

@@ -102,8 +102,8 @@ def test_a_registry_restarted_on_a_read_only_database_answers_503_and_writes_aga
 @pytest.fixture()
 def small_home(tmp_path, monkeypatch):
     """SIENN_HOME on a 4 MB tmpfs, with the upload route over an in-process registry on a database elsewhere."""
+    from sienn_ray.api import deps
     from sienn_ray.api.app import create_app
-    from sienn_ray.api.deps import get_services
     from sienn_ray.services.context import Services
     from sienn_ray.settings import reset_settings
 
@@ -115,10 +115,9 @@ def small_home(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     services = Services(registry=RegistryClient.in_process(RegistryCore(Store(url), FakeCluster())),
                         reader=ReadStore(url))
-    app = create_app()
-    app.dependency_overrides[get_services] = lambda: services
+    monkeypatch.setattr(deps, "_services", services)  # what the ingress sets, undone below
     try:
-        with TestClient(app) as client:
+        with TestClient(create_app(), base_url="http://127.0.0.1") as client:
             yield home, client, services
     finally:
         unmount(home)
@@ -146,23 +145,22 @@ def test_an_upload_that_fills_the_disk_is_507_leaves_nothing_and_works_once_spac
     assert (home / "datasets" / resp.json()["dataset_id"] / "data.jsonl").is_file()
 
 
-def test_an_upload_whose_record_cannot_be_written_is_503_and_leaves_no_files(read_only_db):
+def test_an_upload_whose_record_cannot_be_written_is_503_and_leaves_no_files(read_only_db, monkeypatch):
     import hashlib
 
     from sienn_ray import paths
+    from sienn_ray.api import deps
     from sienn_ray.api.app import create_app
-    from sienn_ray.api.deps import get_services
     from sienn_ray.data.storage import dataset_id_for
     from sienn_ray.services.context import Services
 
     url, _held = read_only_db
     services = Services(registry=RegistryClient.in_process(RegistryCore(Store(url), FakeCluster())),
                         reader=ReadStore(url))
-    app = create_app()
-    app.dependency_overrides[get_services] = lambda: services
+    monkeypatch.setattr(deps, "_services", services)
     data = _rows(50) + b'{"instruction": "unique to this test", "output": "503"}\n'
     dataset_id = dataset_id_for(hashlib.sha256(data).hexdigest(), "default")
-    with TestClient(app) as client:
+    with TestClient(create_app(), base_url="http://127.0.0.1") as client:
         resp = client.post("/api/upload-dataset", files={"file": ("ro.jsonl", data)})
         assert resp.status_code == 503, resp.text
         assert resp.json()["error_code"] == "STORAGE_UNAVAILABLE" and resp.headers["Retry-After"] == "30"
