@@ -197,9 +197,11 @@ def make_completed_job(registry, embedded_models):
         preview=[], validation=DatasetValidation(valid=True, columns=["instruction", "output"], null_counts={}),
         uploaded_at=utcnow(), sha256="f" * 64,
     )
-    registry.put_dataset(dataset).result()
 
     def _make(model_name: str = "sienn-tiny-gpt2", seed: int = 0) -> str:
+        # Put each time (it is idempotent): a test before may have deleted the dataset, as the fuzz test
+        # does through DELETE /api/datasets and /v1/files.
+        registry.put_dataset(dataset).result()
         model = resolve_model(model_name)
         job_id = new_id("job")
         adapter = make_random_adapter(model.path, paths.job_adapter(job_id), seed)
