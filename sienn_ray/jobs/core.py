@@ -78,6 +78,8 @@ class RegistryCore:
     def submit_job(self, rec: JobRecord) -> JobRecord:
         """Admit a validated job into the queue (400 if the cluster could never run it)."""
         self._dataset(rec.dataset_id, rec.tenant)
+        if rec.eval_dataset_id:
+            self._dataset(rec.eval_dataset_id, rec.tenant)
         problems = self._cluster_capacity().problems(rec.config)
         if problems:
             raise ResourcesUnavailable("The cluster can never run this job: " + "; ".join(problems),

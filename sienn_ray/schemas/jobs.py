@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from .common import Strict
+from .openai_jobs import OpenAIJobSpec
 
 
 class DeepSpeedConfig(Strict):
@@ -116,6 +117,8 @@ class StartFinetuningRequest(Strict):
     config: TrainingConfig = Field(default_factory=TrainingConfig)
     priority: int = Field(0, ge=0, le=MAX_PRIORITY, description="Higher runs first; first come, first served "
                                                                "within a priority")
+    eval_dataset_id: str | None = Field(None, max_length=80, description="A dataset evaluated whole during and "
+                                        "after training, instead of a held-out split of the training dataset")
 
 
 class StartFinetuningResponse(BaseModel):
@@ -149,8 +152,9 @@ class JobRecord(BaseModel):
     model_name: str
     model_path: str
     dataset_id: str
+    eval_dataset_id: str | None = None
     config: TrainingConfig
-    source: Literal["api", "cli"] = "api"
+    source: Literal["api", "cli", "openai"] = "api"
     progress: float = 0.0
     current_epoch: int = 0
     total_epochs: int
@@ -175,6 +179,9 @@ class JobRecord(BaseModel):
     stop_request: StopKind | None = None
     stop_deadline: datetime | None = None
     truncated_examples: int = 0
+    openai: OpenAIJobSpec | None = Field(None, description="Jobs created through /v1/fine_tuning/jobs: what was "
+                                         "asked there and how \"auto\" was resolved")
+    trained_tokens: int | None = Field(None, description="Tokens the workers trained on so far (every rank)")
 
 
 class RunOutcome(BaseModel):
@@ -228,6 +235,7 @@ class LossPoint(BaseModel):
     epoch: float
     train_loss: float | None = None
     eval_loss: float | None = None
+    eval_token_accuracy: float | None = Field(None, description="Share of eval target tokens predicted right")
     learning_rate: float | None = None
 
 
