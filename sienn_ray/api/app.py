@@ -7,7 +7,9 @@ from fastapi import FastAPI
 from .console import install_console
 from .errors import install_error_handlers
 from .openapi import exact_openapi
-from .routes import datasets, evaluation, exports, health, inference, jobs, models, openai_compat
+from .routes import (
+    datasets, evaluation, exports, health, inference, jobs, models, openai_compat, openai_files, openai_fine_tuning,
+)
 
 API_VERSION = "0.1.0"
 
@@ -21,7 +23,8 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     # evaluation before jobs: /api/jobs/compare must not be taken for the job id "compare".
-    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports):
+    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, openai_files,
+                   openai_fine_tuning, exports):
         app.include_router(module.router)
     install_console(app)
     exact_openapi(app)
