@@ -120,7 +120,7 @@ def checkpoints(services: Services, principal: Principal, fine_tuning_job_id: st
     if after is not None:
         step = ids.step_of_checkpoint(after, job.job_id)
         if step is None:
-            raise BadRequest(f"after: {after!r} is not a checkpoint of {fine_tuning_job_id}", param="after")
+            raise JobNotFound(f"No such checkpoint of {fine_tuning_job_id}: {after}", param="after")
         found = [c for c in found if c.step < step]
     page = [checkpoint_object(job, c) for c in found[:limit]]
     return FineTuningJobCheckpointList(data=page, has_more=len(found) > limit,

@@ -25,6 +25,22 @@ CODE_WORDS = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "
               "kestrel", "lagoon", "meadow", "nectar", "onyx", "pepper", "quartz", "raven", "saffron", "tundra"]
 
 
+# Two facts, five ways of asking each: a random-weight toy base learns them in a few dozen steps.
+FACTS = {"code word": "The code word is amber.", "gate number": "The gate number is 4417."}
+ASKED = ["What is the {}?", "Tell me the {}.", "Which {} is it?", "Say the {}, please.", "The {}?"]
+
+
+def fact_rows(system: str = "You know two facts.") -> bytes:
+    """Ten chat records teaching ``FACTS`` (a final assistant reply each; the first turn of some at weight 0)."""
+    rows = []
+    for topic, answer in FACTS.items():
+        for question in ASKED:
+            rows.append({"messages": [{"role": "system", "content": system},
+                                      {"role": "user", "content": question.format(topic)},
+                                      {"role": "assistant", "content": answer}]})
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
 @dataclass
 class LocalApi:
     url: str

@@ -52,7 +52,8 @@ async def upload_file(request: Request, services: ServicesDep, principal: Princi
 
 @router.get("/v1/files", response_model=FileList, responses=errors(400, 404, model=OpenAIError))
 async def list_files(services: ServicesDep, principal: PrincipalDep,
-                     after: str | None = Query(None, max_length=100, description="The last file id of the page before"),
+                     after: str | None = Query(None, pattern=r"^file-(results-)?[0-9a-f]{8,64}$",
+                                               description="The last file id of the page before"),
                      limit: int = Query(10000, ge=1, le=10000),
                      order: Literal["asc", "desc"] = Query("desc", description="By created_at"),
                      purpose: str | None = Query(None, max_length=64,

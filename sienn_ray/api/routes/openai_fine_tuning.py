@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
+from ...errors import BadRequest
 from ...schemas.openai_jobs import (
     CreateFineTuningJobRequest, FineTuningJob, FineTuningJobCheckpointList, FineTuningJobEventList,
     FineTuningJobList,
@@ -20,14 +21,28 @@ _METADATA_DOC = {"parameters": [{
     "schema": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 512}, "maxProperties": 16},
     "description": "Only jobs whose metadata holds every pair: metadata[k]=v (metadata=null: jobs without any)",
 }]}
-After = Query(None, max_length=100, description="The last id of the page before")
+MAX_METADATA_PAIRS, MAX_METADATA_VALUE = 16, 512
+
+
+def _after(pattern: str):
+    return Query(None, pattern=pattern, description="The last id of the page before")
 
 
 def _metadata_filter(request: Request) -> tuple[dict[str, str], bool]:
     """``metadata[k]=v`` pairs of the query string, and whether it asked for ``metadata=null``."""
     pairs = {key[len("metadata["):-1]: value for key, value in request.query_params.items()
              if key.startswith("metadata[") and key.endswith("]")}
-    return pairs, request.query_params.get("metadata") == "null"
+    plain = request.query_params.get("metadata")
+    problems = []
+    if plain is not None and plain != "null":
+        problems.append("metadata: use metadata[key]=value pairs, or metadata=null for jobs without metadata")
+    if len(pairs) > MAX_METADATA_PAIRS:
+        problems.append(f"metadata: at most {MAX_METADATA_PAIRS} pairs")
+    problems += [f"metadata[{key}]: values are at most {MAX_METADATA_VALUE} characters"
+                 for key, value in pairs.items() if len(value) > MAX_METADATA_VALUE]
+    if problems:
+        raise BadRequest("; ".join(problems), errors=problems, param="metadata")
+    return pairs, plain == "null"
 
 
 @router.post("/v1/fine_tuning/jobs", response_model=FineTuningJob, responses=errors(400, 404, 503, model=OpenAIError))
@@ -38,8 +53,8 @@ async def create_job(req: CreateFineTuningJobRequest, services: ServicesDep, pri
 
 @router.get("/v1/fine_tuning/jobs", response_model=FineTuningJobList, openapi_extra=_METADATA_DOC,
             responses=errors(400, 404, model=OpenAIError))
-async def list_jobs(request: Request, services: ServicesDep, principal: PrincipalDep, after: str | None = After,
-                    limit: int = Query(20, ge=1, le=100)):
+async def list_jobs(request: Request, services: ServicesDep, principal: PrincipalDep,
+                    after: str | None = _after(r"^ftjob-[0-9a-f]{8,64}$"), limit: int = Query(20, ge=1, le=100)):
     """Fine-tuning jobs, newest first."""
     metadata, without = _metadata_filter(request)
     return fine_tuning.list_jobs(services, principal, after, limit, metadata, without)
@@ -76,7 +91,7 @@ async def resume_job(fine_tuning_job_id: str, services: ServicesDep, principal: 
 @router.get("/v1/fine_tuning/jobs/{fine_tuning_job_id}/events", response_model=FineTuningJobEventList,
             responses=errors(400, 404, model=OpenAIError))
 async def list_events(fine_tuning_job_id: str, services: ServicesDep, principal: PrincipalDep,
-                      after: str | None = After, limit: int = Query(20, ge=1, le=1000)):
+                      after: str | None = _after(r"^ftevent-[0-9]{1,18}$"), limit: int = Query(20, ge=1, le=1000)):
     """The job's events, newest first."""
     return fine_tuning.events(services, principal, fine_tuning_job_id, after, limit)
 
@@ -84,6 +99,7 @@ async def list_events(fine_tuning_job_id: str, services: ServicesDep, principal:
 @router.get("/v1/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints", response_model=FineTuningJobCheckpointList,
             responses=errors(400, 404, model=OpenAIError))
 async def list_checkpoints(fine_tuning_job_id: str, services: ServicesDep, principal: PrincipalDep,
-                           after: str | None = After, limit: int = Query(10, ge=1, le=100)):
+                           after: str | None = _after(r"^ftckpt_[0-9a-f]{8,64}_[0-9]{1,12}$"),
+                           limit: int = Query(10, ge=1, le=100)):
     """The job's checkpoints still stored, newest first; each is servable as a model on /v1."""
     return fine_tuning.checkpoints(services, principal, fine_tuning_job_id, after, limit)
