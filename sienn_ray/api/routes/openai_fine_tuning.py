@@ -30,14 +30,17 @@ def _after(pattern: str):
 
 def _metadata_filter(request: Request) -> tuple[dict[str, str], bool]:
     """``metadata[k]=v`` pairs of the query string, and whether it asked for ``metadata=null``."""
-    pairs = {key[len("metadata["):-1]: value for key, value in request.query_params.items()
-             if key.startswith("metadata[") and key.endswith("]")}
+    given = [(key[len("metadata["):-1], value) for key, value in request.query_params.multi_items()
+             if key.startswith("metadata[") and key.endswith("]")]
+    pairs = dict(given)
     plain = request.query_params.get("metadata")
     problems = []
     if plain is not None and plain != "null":
         problems.append("metadata: use metadata[key]=value pairs, or metadata=null for jobs without metadata")
-    if len(pairs) > MAX_METADATA_PAIRS:
+    if len(given) > MAX_METADATA_PAIRS:
         problems.append(f"metadata: at most {MAX_METADATA_PAIRS} pairs")
+    if len(pairs) < len(given) or any("[" in key or "]" in key for key in pairs):
+        problems.append("metadata: each key once, and no brackets inside a key")
     problems += [f"metadata[{key}]: values are at most {MAX_METADATA_VALUE} characters"
                  for key, value in pairs.items() if len(value) > MAX_METADATA_VALUE]
     if problems:
