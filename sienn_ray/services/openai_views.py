@@ -39,7 +39,8 @@ def unix(moment: datetime | None) -> int | None:
 def job_status(rec: JobRecord) -> OpenAIJobStatus:
     if rec.status == JobStatus.PENDING:
         return "queued" if rec.phase == JobPhase.QUEUED else "validating_files"
-    return _STATUS[rec.status]
+    # A status of ours OpenAI has no word for is an unfinished job at work (e.g. evaluating after training).
+    return _STATUS.get(rec.status, "running")
 
 
 def hyperparameters(rec: JobRecord, reference_rate: float | None) -> JobHyperparameters:

@@ -68,6 +68,23 @@ def test_explicit_hyperparameters_under_method_and_the_validation_file(client, l
     assert (legacy.hyperparameters.n_epochs, legacy.hyperparameters.batch_size) == (2, 1)
 
 
+def test_a_job_started_through_the_api_is_a_fine_tuning_job_too(client, local_api, training_file):
+    import asyncio
+
+    from sienn_ray.schemas.jobs import StartFinetuningRequest, TrainingConfig
+    from sienn_ray.services import submit
+    from sienn_ray.services.principal import DEFAULT_PRINCIPAL
+
+    request = StartFinetuningRequest(dataset_id=ids.dataset_id_of(training_file), model_name=MODEL,
+                                     config=TrainingConfig(num_epochs=5, batch_size=3, learning_rate=1e-2, seed=11))
+    rec = asyncio.run(submit.submit(local_api.services, DEFAULT_PRINCIPAL, request))
+    job = client.fine_tuning.jobs.retrieve(ids.fine_tuning_job_id(rec.job_id))
+    assert (job.status, job.training_file, job.seed, job.metadata) == ("queued", training_file, 11, None)
+    assert (job.hyperparameters.n_epochs, job.hyperparameters.batch_size) == (5, 3)
+    assert job.hyperparameters.learning_rate_multiplier == 2.0  # 1e-2 over the toy base's reference 5e-3
+    assert job.id in [j.id for j in client.fine_tuning.jobs.list()]
+
+
 def test_bad_requests_raise_the_sdks_exception_classes(client, training_file):
     jobs = client.fine_tuning.jobs
     with pytest.raises(openai.NotFoundError) as unknown_model:
