@@ -75,7 +75,8 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, str, dict]]] = {
         "RetrieveFile": ("get", "/v1/files/{file_id}", _FILE),
         "FileContent": ("get", "/v1/files/{file_id}/content", _FILE),
         "DeleteFile": ("delete", "/v1/files/{file_id}", _FILE),
-        "CreateFineTuningJob": ("post", "/v1/fine_tuning/jobs", {"$request.body": {"training_file": "$response.body#/id"}}),
+        "CreateFineTuningJob": ("post", "/v1/fine_tuning/jobs",
+                                {"$request.body": {"training_file": "$response.body#/id"}}),
     },
     ("post", "/v1/fine_tuning/jobs"): {
         "RetrieveFineTuningJob": ("get", "/v1/fine_tuning/jobs/{fine_tuning_job_id}", _FT_JOB),

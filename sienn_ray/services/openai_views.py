@@ -89,9 +89,10 @@ def results_file_object(job: JobRecord, size: int) -> FileObject:
 
 
 def checkpoint_object(job: JobRecord, checkpoint: Checkpoint) -> FineTuningJobCheckpoint:
+    # The whole validation file is evaluated, so the "full" figures are the same ones.
     metrics = CheckpointMetrics(step=checkpoint.step, train_loss=checkpoint.train_loss,
-                                valid_loss=checkpoint.eval_loss, valid_mean_token_accuracy=checkpoint.eval_token_accuracy,
-                                full_valid_loss=checkpoint.eval_loss,
+                                valid_loss=checkpoint.eval_loss, full_valid_loss=checkpoint.eval_loss,
+                                valid_mean_token_accuracy=checkpoint.eval_token_accuracy,
                                 full_valid_mean_token_accuracy=checkpoint.eval_token_accuracy)
     return FineTuningJobCheckpoint(
         id=ids.checkpoint_id(job.job_id, checkpoint.step), created_at=unix(checkpoint.created_at),

@@ -56,8 +56,8 @@ async def list_files(services: ServicesDep, principal: PrincipalDep,
                                                description="The last file id of the page before"),
                      limit: int = Query(10000, ge=1, le=10000),
                      order: Literal["asc", "desc"] = Query("desc", description="By created_at"),
-                     purpose: str | None = Query(None, max_length=64,
-                                                 description="fine-tune (datasets) or fine-tune-results (job results)")):
+                     purpose: str | None = Query(None, max_length=64, description="fine-tune (datasets) or "
+                                                 "fine-tune-results (jobs' results)")):
     """Files, newest first: the datasets (``fine-tune``), or jobs' results (``purpose=fine-tune-results``)."""
     return openai_files.list_files(services, principal, after, limit, order, purpose)
 
