@@ -51,20 +51,20 @@ def test_a_run_with_an_eval_dataset_reports_metrics_per_checkpoint_and_the_token
     eval_file = tmp_path / "eval.jsonl"
     write_demo_jsonl(eval_file)
     eval_file.write_text("".join(eval_file.read_text().splitlines(keepends=True)[:6]))
-    spec = make_spec(rows=60, num_epochs=2, checkpoint_every_steps=5).model_copy(
+    spec = make_spec(rows=24, num_epochs=2, checkpoint_every_steps=3).model_copy(
         update={"eval_dataset_path": str(eval_file)})
     run_training(spec, LocalHooks(tmp_path / "ckpt", reporter=ProgressReporter(
         lambda: registry, spec.job_id, min_interval_s=0.0, poll=lambda ref: ref)))
 
-    # The eval dataset is evaluated whole, and every training row trains (60 rows / batch 4, twice).
+    # The eval dataset is evaluated whole, and every training row trains (24 rows / batch 4, twice).
     updates = [args[1] for args in registry.args_of("report_progress")]
-    assert updates[-1]["total_steps"] == 30
+    assert updates[-1]["total_steps"] == 12
     epoch_ends = [d for t, d in registry.events() if t == "epoch_end"]
     assert all(d["eval_loss"] > 0 and 0 <= d["eval_token_accuracy"] <= 1 for d in epoch_ends)
 
     # Every checkpoint (step ones too) reports its metrics and holds an adapter that can be served as is.
     checkpoints = [d for t, d in registry.events() if t == "checkpoint"]
-    assert [d["step"] for d in checkpoints] == [5, 10, 15, 20, 25, 30]
+    assert [d["step"] for d in checkpoints] == [3, 6, 9, 12]
     for data in checkpoints:
         assert data["train_loss"] > 0 and data["eval_loss"] > 0 and 0 <= data["eval_token_accuracy"] <= 1
         adapter = Path(data["path"]) / "adapter"
