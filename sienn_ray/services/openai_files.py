@@ -82,7 +82,10 @@ def file_content(services: Services, principal: Principal, file_id: str) -> File
         job = _results_job_record(services, principal, file_id)
         return FileContent("step_metrics.csv", "text/csv", text=results_csv(services, job))
     rec = _dataset(services, principal, file_id)
-    return FileContent(rec.filename, "application/octet-stream", path=paths.dataset_data(rec.dataset_id))
+    data = paths.dataset_data(rec.dataset_id)
+    if not data.is_file():  # a record whose data is gone (removed out of band): a 404, not the response's 500
+        raise DatasetNotFound(f"No such File object: {file_id} (its content is no longer stored)", param="file_id")
+    return FileContent(rec.filename, "application/octet-stream", path=data)
 
 
 async def delete_file(services: Services, principal: Principal, file_id: str) -> FileDeleted:

@@ -81,3 +81,13 @@ def test_deleting_a_file_deletes_its_dataset(client, local_api):
     assert local_api.services.reader.get_dataset(ids.dataset_id_of(made.id)) is None
     with pytest.raises(openai.NotFoundError):
         client.files.retrieve(made.id)
+
+
+def test_a_file_whose_content_is_gone_is_a_404_not_a_500(client):
+    from sienn_ray import paths
+
+    made = client.files.create(file=("lost.jsonl", chat_rows(1, start=17)), purpose="fine-tune")
+    paths.dataset_data(ids.dataset_id_of(made.id)).unlink()  # the record stays, its data is removed out of band
+    with pytest.raises(openai.NotFoundError) as info:
+        client.files.content(made.id)
+    assert "no longer stored" in info.value.message
