@@ -84,7 +84,12 @@ def _usage(result: InferenceResult) -> Usage:
                  total_tokens=result.prompt_tokens + result.tokens_generated)
 
 
-@router.post("/v1/completions", response_model=CompletionResponse)
+# With stream=true both answer server-sent events of OpenAI's chunks, ended by ``data: [DONE]``.
+STREAMED = {200: {"content": {"text/event-stream": {}},
+                  "description": "JSON, or with stream=true server-sent events of chunks, then data: [DONE]"}}
+
+
+@router.post("/v1/completions", response_model=CompletionResponse, responses=STREAMED)
 async def completions(req: CompletionRequest, services: ServicesDep, principal: PrincipalDep):
     """Continue ``prompt`` as-is (no template) with a job or a base model."""
     target = await _target(services, principal, req.model)
@@ -110,7 +115,7 @@ async def completions(req: CompletionRequest, services: ServicesDep, principal: 
     return _sse_response(events, render)
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
+@router.post("/v1/chat/completions", response_model=ChatCompletionResponse, responses=STREAMED)
 async def chat_completions(req: ChatCompletionRequest, services: ServicesDep, principal: PrincipalDep):
     """Answer a conversation, rendered with the job's template (alpaca jobs: the last user message)."""
     target = await _target(services, principal, req.model)
