@@ -13,6 +13,8 @@ from .errors import BadRequest
 from .settings import get_settings
 
 _ID_RE = re.compile(r"^[a-z]{2,4}_[0-9a-f]{8,64}$")
+# A checkpoint's subfolder holding the adapter in PEFT format.
+CHECKPOINT_ADAPTER_DIR = "adapter"
 
 
 def check_id(value: str, kind: str = "id") -> str:
@@ -55,6 +57,21 @@ def job_dir(job_id: str) -> Path:
 def job_train_storage(job_id: str) -> Path:
     """Ray Train ``storage_path`` for the job (checkpoints, run state)."""
     return job_dir(job_id) / "ray"
+
+
+def checkpoint_name(step: int) -> str:
+    """The folder name of a run's checkpoint at optimizer step ``step``."""
+    return f"checkpoint_{int(step):08d}"
+
+
+def job_checkpoint(job_id: str, step: int) -> Path:
+    """A checkpoint of the job's run, where Ray Train keeps it (``<storage_path>/<run name>/<name>``)."""
+    return job_train_storage(job_id) / check_id(job_id, "job_id") / checkpoint_name(step)
+
+
+def job_checkpoint_adapter(job_id: str, step: int) -> Path:
+    """The PEFT adapter (+ template.json) inside that checkpoint: servable like the final adapter."""
+    return job_checkpoint(job_id, step) / CHECKPOINT_ADAPTER_DIR
 
 
 def job_adapter(job_id: str) -> Path:

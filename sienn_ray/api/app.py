@@ -11,7 +11,10 @@ from ..settings import get_settings
 from .console import install_console
 from .errors import install_error_handlers
 from .openapi import exact_openapi
-from .routes import audit, datasets, evaluation, exports, health, inference, jobs, models, openai_compat
+from .routes import (
+    audit, datasets, evaluation, exports, health, inference, jobs, models, openai_compat, openai_files,
+    openai_fine_tuning,
+)
 from .security import SecurityMiddleware
 
 API_VERSION = "0.1.0"
@@ -31,7 +34,8 @@ def create_app(security: SecurityConfig | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     # evaluation before jobs: /api/jobs/compare must not be taken for the job id "compare".
-    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, exports, audit):
+    for module in (health, models, datasets, evaluation, jobs, inference, openai_compat, openai_files,
+                   openai_fine_tuning, exports, audit):
         app.include_router(module.router)
     install_console(app)
     exact_openapi(app, security)

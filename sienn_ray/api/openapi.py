@@ -60,6 +60,8 @@ def errors(*statuses: int, model: type[BaseModel] = ApiError) -> dict[int | str,
 
 
 _JOB = {"job_id": "$response.body#/job_id"}
+_FILE = {"file_id": "$response.body#/id"}
+_FT_JOB = {"fine_tuning_job_id": "$response.body#/id"}
 # Where an answer's ids lead (OpenAPI links): clients and stateful testers follow them.
 LINKS: dict[tuple[str, str], dict[str, tuple[str, str, dict]]] = {
     ("post", "/api/upload-dataset"): {
@@ -80,6 +82,23 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, str, dict]]] = {
     ("post", "/api/jobs/{job_id}/pause"): {
         "ResumeJob": ("post", "/api/jobs/{job_id}/resume", _JOB),
         "CancelPausedJob": ("post", "/api/jobs/{job_id}/cancel", _JOB),
+    },
+    ("post", "/v1/files"): {
+        "RetrieveFile": ("get", "/v1/files/{file_id}", _FILE),
+        "FileContent": ("get", "/v1/files/{file_id}/content", _FILE),
+        "DeleteFile": ("delete", "/v1/files/{file_id}", _FILE),
+        "CreateFineTuningJob": ("post", "/v1/fine_tuning/jobs",
+                                {"$request.body": {"training_file": "$response.body#/id"}}),
+    },
+    ("post", "/v1/fine_tuning/jobs"): {
+        "RetrieveFineTuningJob": ("get", "/v1/fine_tuning/jobs/{fine_tuning_job_id}", _FT_JOB),
+        "CancelFineTuningJob": ("post", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/cancel", _FT_JOB),
+        "PauseFineTuningJob": ("post", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/pause", _FT_JOB),
+        "FineTuningJobEvents": ("get", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/events", _FT_JOB),
+        "FineTuningJobCheckpoints": ("get", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints", _FT_JOB),
+    },
+    ("post", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/pause"): {
+        "ResumeFineTuningJob": ("post", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/resume", _FT_JOB),
     },
     ("post", "/api/export-model/{job_id}"): {
         "GetExport": ("get", "/api/exports/{export_id}", {"export_id": "$response.body#/export_id"}),

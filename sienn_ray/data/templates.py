@@ -176,7 +176,8 @@ def render_example(template: PromptTemplate, record: dict) -> list[Segment]:
     template, an instruction record becomes a user/assistant exchange; chat
     records give one masked segment per non-assistant stretch and one trained
     segment per assistant message (its closing tokens included, so the model
-    learns to end its turn).
+    learns to end its turn); an assistant message with ``weight`` 0 is context
+    only, masked like the prompt (OpenAI's chat fine-tuning format).
     """
     if template.kind == "alpaca":
         prompt = render_prompt(template, record["instruction"], record.get("input") or "")
@@ -196,7 +197,7 @@ def render_example(template: PromptTemplate, record: dict) -> list[Segment]:
         if not prefix.startswith(done) or not full.startswith(prefix):
             raise ValueError("The chat template does not render conversations as growing prefixes.")
         segments.append(Segment(prefix[len(done):], False))
-        segments.append(Segment(full[len(prefix):], True))
+        segments.append(Segment(full[len(prefix):], message.get("weight", 1) != 0))
         done = full
     return [s for s in segments if s.text]
 

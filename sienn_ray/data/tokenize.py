@@ -58,13 +58,14 @@ def tokenize_example(tokenizer: Any, template: PromptTemplate, record: dict, max
     eos_id = tokenizer.convert_tokens_to_ids(template.eos_token)
     ids: list[int] = []
     trainable: list[bool] = []
-    for segment in render_example(template, record):
+    segments = render_example(template, record)
+    for segment in segments:
         piece = encode_text(tokenizer, segment.text)
         ids += piece
         trainable += [segment.trainable] * len(piece)
-    if needs_eos(template):
+    if needs_eos(template):  # EOS closes the last reply: trained when that reply is
         ids.append(eos_id)
-        trainable.append(True)
+        trainable.append(bool(segments) and segments[-1].trainable)
     truncated = len(ids) > max_length
     ids, trainable = ids[:max_length], trainable[:max_length]
     # Position 0 is never predicted (nothing precedes it), so it cannot carry the response.

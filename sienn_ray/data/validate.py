@@ -5,7 +5,8 @@ the rest) and raised once, so a user fixes a file in one round trip. The first
 record fixes the dataset's kind (instruction or chat) and, like a CSV header, its
 fields: without an instruction-like and an output-like field nothing else is worth
 checking. Rows with an empty output are dropped with a warning, not an error,
-because scraped datasets routinely have a few.
+because scraped datasets routinely have a few. Chat records are checked as OpenAI's
+fine-tuning guide checks them (``chat_format.py``), each problem with its row.
 
 This loop runs once per row of files up to gigabytes, so it avoids per-row pydantic
 and per-row ``json.dumps``: a record's field lookup is cached by its key tuple and
@@ -22,12 +23,12 @@ from json.encoder import encode_basestring as _quote
 from typing import Any, BinaryIO
 
 from ..errors import DatasetInvalid
+from .chat_format import check_messages, check_record_keys, json_type, normalized_record
 from .formats import ROW_LABEL, BadRow, Format, FormatError
 
 INSTRUCTION_FIELDS = ("instruction", "prompt", "question")
 INPUT_FIELDS = ("input", "context")
 OUTPUT_FIELDS = ("output", "completion", "response", "answer")
-CHAT_ROLES = ("system", "user", "assistant")
 
 MAX_LISTED = 20
 PREVIEW_ROWS = 5
@@ -207,7 +208,7 @@ class Validator:
         for key, value in zip(pairs[::2], pairs[1::2]):
             text = value if type(value) is str else _as_text(value)
             if text is None:
-                bad.append(f"{key!r} holds {_json_type(value)}, expected text")
+                bad.append(f"{key!r} holds {json_type(value)}, expected text")
             texts.append(text)
         if bad:
             self._error(n, "; ".join(bad))
@@ -231,19 +232,17 @@ class Validator:
             if shape[4]:
                 self._error(n, shape[4])
                 continue
-            pairs, problem = _check_messages(rec["messages"])
-            if problem:
-                if pairs is None:
+            turns, problems = check_messages(rec["messages"])
+            problems = check_record_keys(rec) + problems
+            if problems:
+                if not isinstance(rec["messages"], list) or not rec["messages"]:
                     nulls["messages"] += 1
-                self._error(n, problem)
-            elif not any(c.strip() for r, c in pairs if r == "assistant"):
-                self._empty_output(n)
+                self._error(n, "; ".join(problems))
             elif not self._error_count:
-                size = sum(len(c) for _, c in pairs)
+                size = sum(len(t.content) for t in turns)
                 self.chars += size
                 self.max_chars = max(self.max_chars, size)
-                body = ",".join(f'{{"role":"{r}","content":{_quote(c)}}}' for r, c in pairs)
-                self._write(n, f'{{"messages":[{body}]}}\n')
+                self._write(n, normalized_record(turns))
                 if len(batch) >= _BATCH:
                     self._flush()
 
@@ -280,7 +279,7 @@ class Validator:
         if isinstance(rec, BadRow):
             self._error(n, rec.message)
         else:
-            self._error(n, f"expected a JSON object, got {_json_type(rec)}")
+            self._error(n, f"expected a JSON object, got {json_type(rec)}")
 
     def _error(self, n: int, message: str) -> None:
         self._error_count += 1
@@ -307,8 +306,7 @@ class Validator:
         if self._empty_count:
             more = ", ..." if self._empty_count > len(self._empty_rows) else ""
             rows = ", ".join(map(str, self._empty_rows)) + more
-            what = "assistant reply" if self.kind == "chat" else "output"
-            notes.append(f"{self._empty_count} {self.label}(s) with an empty {what} were dropped ({self.label} {rows})")
+            notes.append(f"{self._empty_count} {self.label}(s) with an empty output were dropped ({self.label} {rows})")
         ignored = [c for c in self.columns if c not in self.mapping]
         if ignored:
             notes.append(f"ignored {'columns' if self.label == 'row' else 'fields'}: {', '.join(ignored)}")
@@ -330,32 +328,3 @@ class Validator:
             total = max(len(errors), self._error_count + bool(self._fatal))
             more = f" (and {total - 1} more problems; see errors)" if total > 1 else ""
             raise DatasetInvalid(f"Invalid dataset: {errors[0]}{more}", errors=errors)
-
-
-def _check_messages(messages: Any) -> tuple[list[tuple[str, str]] | None, str | None]:
-    """(role, content) pairs of a chat record, or the problems found in it."""
-    if not isinstance(messages, list) or not messages:
-        return None, "'messages' must be a non-empty list of {role, content} objects"
-    pairs, problems = [], []
-    for i, message in enumerate(messages, 1):
-        if not isinstance(message, dict):
-            problems.append(f"message {i} is {_json_type(message)}, expected an object")
-            continue
-        role, content = message.get("role"), message.get("content")
-        if role not in CHAT_ROLES:
-            problems.append(f"message {i} has role {role!r}; expected one of {', '.join(CHAT_ROLES)}")
-        text = content if type(content) is str else _as_text(content)
-        if content is None:
-            problems.append(f"message {i} has no content")
-        elif text is None:
-            problems.append(f"message {i} content is {_json_type(content)}, expected text")
-        pairs.append((role, text))
-    if not problems and not any(role == "assistant" for role, _ in pairs):
-        problems.append("no assistant message")
-    return pairs, "; ".join(problems) or None
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )

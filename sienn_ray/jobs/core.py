@@ -102,6 +102,8 @@ class RegistryCore:
         already has ``queued_quota`` jobs waiting)."""
         self._dataset(rec.dataset_id, rec.tenant)
         check_queued(queued_quota, self.store.jobs_in_phase_count(rec.tenant, [JobPhase.QUEUED]))
+        if rec.eval_dataset_id:
+            self._dataset(rec.eval_dataset_id, rec.tenant)
         problems = self._cluster_capacity().problems(rec.config)
         if problems:
             raise ResourcesUnavailable("The cluster can never run this job: " + "; ".join(problems),

@@ -14,7 +14,7 @@ from ..schemas.jobs import JobPhase, JobRecord, JobStatus, Lease, RunOutcome, St
 
 # Fields a training worker may set through report_progress.
 PROGRESS_FIELDS = {"progress", "current_epoch", "total_epochs", "step", "total_steps", "message",
-                   "estimated_completion", "last_checkpoint", "truncated_examples"}
+                   "estimated_completion", "last_checkpoint", "truncated_examples", "trained_tokens"}
 # Phases in which a runner holds the job's lease.
 HELD = (JobPhase.LAUNCHING, JobPhase.TRAINING, JobPhase.STOPPING, JobPhase.EVALUATING)
 

@@ -91,6 +91,7 @@ class JobRunner:
             dataset_path=str(paths.dataset_data(rec.dataset_id)), config=rec.config,
             storage_path=str(paths.job_train_storage(rec.job_id)), adapter_dir=str(paths.job_adapter(rec.job_id)),
             registry_name=REGISTRY_NAME, namespace=self.namespace, data_kind=dataset.kind, lease_token=self.token,
+            eval_dataset_path=str(paths.dataset_data(rec.eval_dataset_id)) if rec.eval_dataset_id else None,
         )
 
     def _report(self, outcome: RunOutcome) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from .common import Strict
 from .evaluation import DEFAULT_EVAL_SAMPLES, MAX_EVAL_SAMPLES, EvaluationSummary
+from .openai_jobs import OpenAIJobSpec
 
 
 class DeepSpeedConfig(Strict):
@@ -123,8 +124,9 @@ class StartFinetuningRequest(Strict):
     priority: int = Field(0, ge=0, le=MAX_PRIORITY, description="Higher runs first; first come, first served "
                                                                "within a priority")
     eval_dataset_id: str | None = Field(
-        None, max_length=80, description="A dataset to evaluate the tuned model (and its base) on after training; "
-        "default: the job's validation split, when it has one")
+        None, max_length=80, description="A dataset the tuned model is evaluated on whole: at every checkpoint "
+        "(eval loss) and, against its base, after training; every row of the training dataset then trains. "
+        "Default: a held-out split of the training dataset, when it has one")
 
 
 class StartFinetuningResponse(BaseModel):
@@ -162,7 +164,7 @@ class JobRecord(BaseModel):
     dataset_id: str
     eval_dataset_id: str | None = None
     config: TrainingConfig
-    source: Literal["api", "cli"] = "api"
+    source: Literal["api", "cli", "openai"] = "api"
     progress: float = 0.0
     current_epoch: int = 0
     total_epochs: int
@@ -189,6 +191,9 @@ class JobRecord(BaseModel):
     truncated_examples: int = 0
     evaluation: EvaluationSummary | None = Field(
         None, description="The evaluation against the base (figures; the rows are at /api/jobs/{id}/evaluation)")
+    openai: OpenAIJobSpec | None = Field(None, description="Jobs created through /v1/fine_tuning/jobs: what was "
+                                         "asked there and how \"auto\" was resolved")
+    trained_tokens: int | None = Field(None, description="Tokens the workers trained on so far (every rank)")
 
 
 class RunOutcome(BaseModel):
@@ -243,6 +248,7 @@ class LossPoint(BaseModel):
     epoch: float
     train_loss: float | None = None
     eval_loss: float | None = None
+    eval_token_accuracy: float | None = Field(None, description="Share of eval target tokens predicted right")
     learning_rate: float | None = None
 
 

@@ -28,6 +28,20 @@ def _scoped(table: sa.Table, tenant: str | None) -> list:
     return [] if tenant is None else [table.c.tenant == tenant]
 
 
+def _beyond(time_col: sa.Column, id_col: sa.Column, cursor: tuple[str, str] | None, newest_first: bool) -> list:
+    """Rows strictly past ``cursor`` (a row's time and id) in (time, id) order: cursor paging."""
+    if cursor is None:
+        return []
+    at, key = cursor
+    if newest_first:
+        return [sa.or_(time_col < at, sa.and_(time_col == at, id_col < key))]
+    return [sa.or_(time_col > at, sa.and_(time_col == at, id_col > key))]
+
+
+def _order(time_col: sa.Column, id_col: sa.Column, newest_first: bool) -> tuple:
+    return (time_col.desc(), id_col.desc()) if newest_first else (time_col.asc(), id_col.asc())
+
+
 class ReadStore:
     """Read-only access to the metadata database (SQLite: ``query_only``, so it can never write)."""
 
@@ -64,6 +78,16 @@ class ReadStore:
         rows, total = self._page(datasets, _scoped(datasets, tenant), (datasets.c.uploaded_at.desc(),), limit, offset)
         return [DatasetRecord.model_validate_json(r) for r in rows], total
 
+    def datasets_after(self, tenant: str | None, after: DatasetRecord | None, limit: int,
+                       newest_first: bool = True) -> list[DatasetRecord]:
+        """Up to ``limit`` datasets following ``after`` in upload order (cursor paging)."""
+        cursor = (after.uploaded_at.isoformat(), after.dataset_id) if after else None
+        where = _scoped(datasets, tenant) + _beyond(datasets.c.uploaded_at, datasets.c.dataset_id, cursor, newest_first)
+        query = sa.select(datasets.c.record).where(*where).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(*_order(datasets.c.uploaded_at, datasets.c.dataset_id, newest_first)))
+            return [DatasetRecord.model_validate_json(r) for r in rows.scalars()]
+
     def dataset_count(self, tenant: str | None = None) -> int:
         return self._one(sa.select(sa.func.count()).select_from(datasets).where(*_scoped(datasets, tenant)))
 
@@ -77,6 +101,16 @@ class ReadStore:
         where = _scoped(jobs, tenant) + ([jobs.c.status == status] if status else [])
         rows, total = self._page(jobs, where, (jobs.c.created_at.desc(),), limit, offset)
         return [JobRecord.model_validate_json(r) for r in rows], total
+
+    def jobs_after(self, tenant: str | None, after: JobRecord | None, limit: int, status: str | None = None,
+                   newest_first: bool = True) -> list[JobRecord]:
+        """Up to ``limit`` jobs following ``after`` in creation order (cursor paging)."""
+        cursor = (after.created_at.isoformat(), after.job_id) if after else None
+        where = _scoped(jobs, tenant) + _beyond(jobs.c.created_at, jobs.c.job_id, cursor, newest_first)
+        query = sa.select(jobs.c.record).where(*where, *([jobs.c.status == status] if status else []))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(*_order(jobs.c.created_at, jobs.c.job_id, newest_first)).limit(limit))
+            return [JobRecord.model_validate_json(r) for r in rows.scalars()]
 
     def jobs_in_phases(self, phases: Iterable[JobPhase], limit: int | None = None) -> list[JobRecord]:
         """Jobs in these phases; queued ones come in queue order."""
@@ -98,10 +132,15 @@ class ReadStore:
             return conn.execute(count).scalar() + 1
 
     def unfinished_jobs_for_dataset(self, dataset_id: str) -> list[str]:
+        """Unfinished jobs that train on the dataset or evaluate on it (``eval_dataset_id``)."""
+        evaluates = jobs.c.record.contains(f'"eval_dataset_id":"{dataset_id}"', autoescape=True)
+        query = sa.select(jobs.c.job_id, jobs.c.dataset_id, jobs.c.record).where(
+            jobs.c.status.in_(UNFINISHED), sa.or_(jobs.c.dataset_id == dataset_id, evaluates))
         with self.engine.connect() as conn:
-            return list(conn.execute(
-                sa.select(jobs.c.job_id).where(jobs.c.dataset_id == dataset_id, jobs.c.status.in_(UNFINISHED))
-            ).scalars())
+            rows = conn.execute(query).all()
+        # The text match only narrows the rows down; the parsed record decides.
+        return [r.job_id for r in rows if r.dataset_id == dataset_id
+                or JobRecord.model_validate_json(r.record).eval_dataset_id == dataset_id]
 
     def job_counts(self, tenant: str | None = None) -> dict[str, int]:
         query = sa.select(jobs.c.status, sa.func.count()).where(*_scoped(jobs, tenant)).group_by(jobs.c.status)
@@ -114,6 +153,17 @@ class ReadStore:
         query = sa.select(events).where(events.c.job_id == job_id, events.c.id > after).order_by(events.c.id)
         with self.engine.connect() as conn:
             rows = conn.execute(query.limit(limit)).all()
+        return [JobEvent(seq=r.id, job_id=r.job_id, type=r.type, timestamp=r.timestamp, data=json.loads(r.data))
+                for r in rows]
+
+    def events_before(self, job_id: str, before: int | None, limit: int | None,
+                      types: Iterable[str] | None = None) -> list[JobEvent]:
+        """Events of a job with ``seq`` < ``before`` (all when None), newest first; only ``types`` if given."""
+        where = [events.c.job_id == job_id] + ([events.c.id < before] if before is not None else [])
+        if types is not None:
+            where.append(events.c.type.in_(list(types)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(events).where(*where).order_by(events.c.id.desc()).limit(limit)).all()
         return [JobEvent(seq=r.id, job_id=r.job_id, type=r.type, timestamp=r.timestamp, data=json.loads(r.data))
                 for r in rows]
 

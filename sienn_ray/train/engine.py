@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
+from ..paths import CHECKPOINT_ADAPTER_DIR
 from ..schemas.jobs import TrainingConfig
 
-ADAPTER_SUBDIR = "adapter"
+ADAPTER_SUBDIR = CHECKPOINT_ADAPTER_DIR
 OPTIMIZER_FILE = "optimizer.pt"
 DEEPSPEED_SUBDIR = "deepspeed"
 DEEPSPEED_TAG = "state"

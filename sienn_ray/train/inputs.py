@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from ..data.packing import shard_indices
 from ..data.templates import PromptTemplate
 from ..data.tokenize import IGNORE_INDEX, TokenizedExample, TokenizeStats, tokenize_records
+from .spec import TrainJobSpec, effective_validation_split
 
 
 def count_rows(path: str | Path) -> int:
@@ -42,6 +43,25 @@ def split_rows(num_rows: int, validation_split: float, seed: int) -> tuple[list[
     n_eval = round(num_rows * validation_split) if validation_split > 0 else 0
     n_eval = min(n_eval, max(num_rows - 1, 0))
     return sorted(rows[n_eval:]), sorted(rows[:n_eval])
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """Which rows train and which evaluate: ``eval_path``'s ``eval_rows``."""
+
+    train_rows: list[int]
+    eval_path: str
+    eval_rows: list[int]
+
+
+def plan_rows(spec: TrainJobSpec) -> RowPlan:
+    """A separate evaluation dataset (OpenAI's ``validation_file``) is evaluated whole and every training
+    row trains; without one, the validation split of the training rows is held out (``split_rows``)."""
+    n = count_rows(spec.dataset_path)
+    if spec.eval_dataset_path:
+        return RowPlan(list(range(n)), spec.eval_dataset_path, list(range(count_rows(spec.eval_dataset_path))))
+    train_rows, eval_rows = split_rows(n, effective_validation_split(spec.config, n), spec.config.seed)
+    return RowPlan(train_rows, spec.dataset_path, eval_rows)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The training run each worker executes, in plain PyTorch.
 
 Ray-free on purpose: ``worker.py`` supplies Ray Train's pieces through
-``Hooks`` (rank, DDP wrapping, checkpoint persistence, the registry reporter),
+``Hooks`` (``hooks.py``: rank, DDP wrapping, checkpoint persistence, the registry reporter),
 and tests run the same code in one process with ``LocalHooks``.
 
 One optimizer step consumes ``batch_size`` examples per rank for each of
@@ -28,59 +28,21 @@ from pathlib import Path
 
 import torch
 
+from .. import paths
 from ..data.packing import collate, epoch_batches
 from ..data.templates import template_for
-from .engine import DeepSpeedStepper, TorchStepper
-from .inputs import count_rows, fill_to, load_shard, silenced, split_rows
+from .engine import ADAPTER_SUBDIR, DeepSpeedStepper, TorchStepper
+from .evaluate import NO_EVAL, EvalResult, eval_pass
+from .inputs import fill_to, load_shard, plan_rows, silenced
 from .model import batch_loss, load_lora_model, load_tokenizer, probe_packing
-from .report import NullReporter
-from .spec import TrainJobSpec, effective_validation_split
+from .hooks import Hooks
+from .spec import TrainJobSpec
 from .state import TrainState, load_best_weights, restore_rng, save_best_weights
 
 log = logging.getLogger(__name__)
 
 # The fewest optimizer steps a reported train_loss averages (a shorter epoch: the whole epoch).
 LOSS_WINDOW_STEPS = 10
-
-
-class Hooks:
-    """What a run needs from the process it runs in. The defaults: one process, nothing persisted."""
-
-    rank = 0
-    world_size = 1
-    device = torch.device("cpu")
-    reporter = NullReporter()
-
-    def wrap_model(self, model):
-        return model
-
-    def restore(self):
-        """Context manager giving the checkpoint folder to resume from, or None."""
-        return contextlib.nullcontext(None)
-
-    def report(self, metrics: dict, folder: Path | None, name: str) -> str | None:
-        """Persist the checkpoint files in ``folder`` (called on every rank); the stored path."""
-        return None
-
-
-class LocalHooks(Hooks):
-    """Single process: checkpoints are copied under ``checkpoint_root``; resume from ``resume_from``."""
-
-    def __init__(self, checkpoint_root: Path, resume_from: Path | None = None, reporter=None):
-        self.checkpoint_root = Path(checkpoint_root)
-        self.resume_from = resume_from
-        self.reporter = reporter or NullReporter()
-        self.reported: list[dict] = []
-
-    def restore(self):
-        return contextlib.nullcontext(self.resume_from)
-
-    def report(self, metrics, folder, name):
-        dest = self.checkpoint_root / name
-        if folder is not None:
-            shutil.copytree(folder, dest, dirs_exist_ok=True)
-        self.reported.append(dict(metrics, checkpoint=str(dest)))
-        return str(dest)
 
 
 def run_training(spec: TrainJobSpec, hooks: Hooks) -> dict:
@@ -103,6 +65,7 @@ class _Run:
         self._rate_tokens = 0
         self._rate_start = time.monotonic()
         self.epoch_train_loss: float | None = None
+        self.trained_tokens = 0  # every rank's tokens, summed at epoch ends and at the end
         self._start = time.monotonic()
         self._start_step = 0
 
@@ -138,10 +101,9 @@ class _Run:
 
     def _load_data(self) -> None:
         cfg, spec = self.cfg, self.spec
-        n = count_rows(spec.dataset_path)
-        train_rows, eval_rows = split_rows(n, effective_validation_split(cfg, n), cfg.seed)
+        rows = plan_rows(spec)
         args = (self.rank, self.world, self.tokenizer, self.template, cfg.max_length, cfg.train_on_inputs)
-        train = load_shard(spec.dataset_path, train_rows, *args)
+        train = load_shard(spec.dataset_path, rows.train_rows, *args)
         longest, = self._reduce([len(train.examples)], "max")
         if not longest:
             raise ValueError(f"No example has any response token left within max_length={cfg.max_length}; "
@@ -149,9 +111,9 @@ class _Run:
         self.train_examples = fill_to(train.examples, int(longest))
         self.lengths = [len(e) for e in self.train_examples]
         self.eval_examples = []
-        if eval_rows:
+        if rows.eval_rows:
             # Wrap-around copies and fillers keep ranks in step but must not count twice: silenced.
-            ev = load_shard(spec.dataset_path, eval_rows, *args)
+            ev = load_shard(rows.eval_path, rows.eval_rows, *args)
             mine = ev.examples[:ev.real] + [silenced(e) for e in ev.examples[ev.real:]]
             longest_eval, = self._reduce([len(mine)], "max")
             filler = fill_to(mine or self.train_examples, int(longest_eval))[len(mine):]
@@ -226,45 +188,35 @@ class _Run:
             return
         every = cfg.checkpoint_every_steps
         if every and state.global_step % every == 0:
-            self._checkpoint(self._metrics(epoch))
+            self._checkpoint(self._metrics(epoch, ev=self._evaluate() if self.eval_examples else NO_EVAL))
 
     def _end_epoch(self, epoch: int) -> None:
         state, cfg = self.state, self.cfg
-        total, count = self._reduce([state.epoch_loss_sum, state.epoch_loss_targets])
+        total, count, tokens = self._reduce([state.epoch_loss_sum, state.epoch_loss_targets, state.tokens_seen])
         train_loss = total / count if count else None
+        self.trained_tokens = int(tokens)
         state.clear_running_losses()
         state.epoch, state.micro_in_epoch = epoch + 1, 0
-        eval_loss = self._evaluate() if self.eval_examples else None
-        state.last_eval_loss = eval_loss
+        ev = self._evaluate() if self.eval_examples else NO_EVAL
+        state.last_eval_loss, state.last_eval_token_accuracy = ev
         self.epoch_train_loss = train_loss
-        data = {"epoch": epoch + 1, "train_loss": train_loss, "eval_loss": eval_loss, "step": state.global_step}
+        data = {"epoch": epoch + 1, "train_loss": train_loss, "eval_loss": ev.loss,
+                "eval_token_accuracy": ev.token_accuracy, "step": state.global_step}
         self.reporter.event("epoch_end", data)
-        if eval_loss is not None:
+        if ev.loss is not None:
             self.reporter.event("evaluation", data)
-            self._early_stopping(eval_loss)
-        metrics = self._metrics(epoch, train_loss=train_loss, eval_loss=eval_loss)
-        update = self._progress(epoch) | {"metrics": self._public(metrics)}
+            self._early_stopping(ev.loss)
+        metrics = self._metrics(epoch, train_loss=train_loss, ev=ev)
+        update = self._progress(epoch) | {"metrics": self._public(metrics), "trained_tokens": self.trained_tokens}
         self.reporter.report(update, self._point(epoch + 1.0, metrics))
         if not cfg.checkpoint_every_steps or state.stopped is not None:
             self._checkpoint(metrics)
 
-    @torch.no_grad()
-    def _evaluate(self) -> float | None:
+    def _evaluate(self) -> EvalResult:
         model = self.stepper.model if self.cfg.deepspeed is not None else self.stepper.peft_model
-        model.eval()
-        loss_sum, count = 0.0, 0
-        bs = self.cfg.batch_size
-        for start in range(0, len(self.eval_examples), bs):
-            batch = collate(self.eval_examples[start:start + bs], self.cfg.max_length, self.pad_id,
-                            self.packing).to(self.device)
-            with self.autocast:
-                loss = batch_loss(model, batch)
-            if batch.num_targets:
-                loss_sum += loss.item() * batch.num_targets
-                count += batch.num_targets
-        model.train()
-        loss_sum, count = self._reduce([loss_sum, count])
-        return loss_sum / count if count else None
+        return eval_pass(model, self.eval_examples, batch_size=self.cfg.batch_size, max_length=self.cfg.max_length,
+                         pad_id=self.pad_id, packing=self.packing, device=self.device, reduce=self._reduce,
+                         autocast=self.autocast)
 
     def _early_stopping(self, eval_loss: float) -> None:
         state, patience = self.state, self.cfg.early_stopping_patience
@@ -287,27 +239,33 @@ class _Run:
     # checkpoints and the end
     def _checkpoint(self, metrics: dict) -> None:
         step, state = self.state.global_step, self.state
-        name = f"checkpoint_{step:08d}"
+        name = paths.checkpoint_name(step)
         # Rank 0 saves the state: it takes over every rank's running epoch sums, so none is lost on resume.
         total, count = self._reduce([state.epoch_loss_sum, state.epoch_loss_targets])
         state.epoch_loss_sum, state.epoch_loss_targets = (total, int(count)) if self.rank == 0 else (0.0, 0)
+        # Mid-epoch: the epoch so far; at an epoch's end (sums cleared): that epoch's mean.
+        train_loss = total / count if count else metrics.get("train_loss")
         with tempfile.TemporaryDirectory(prefix="sienn-ckpt-") as tmp:
             folder = Path(tmp)
             wrote = self.stepper.save(folder, self.rank)
             if self.rank == 0:
                 state.save(folder)
                 save_best_weights(folder, self.best_weights)
+                self.template.save(folder / ADAPTER_SUBDIR)  # so the checkpoint's adapter is servable as is
             path = self.hooks.report(metrics, folder if (wrote or self.rank == 0) else None, name)
         self.last_checkpoint_step = step
         if self.rank == 0 and path:
-            self.reporter.event("checkpoint", {"step": step, "epoch": self.state.epoch, "path": path})
+            self.reporter.event("checkpoint", {"step": step, "epoch": self.state.epoch, "path": path,
+                                               "train_loss": train_loss, "eval_loss": metrics.get("eval_loss"),
+                                               "eval_token_accuracy": metrics.get("eval_token_accuracy")})
             self.reporter.report({"last_checkpoint": path, "step": step})
 
     def finish(self) -> dict:
         state = self.state
         epoch = max(state.epoch - 1, 0) if state.micro_in_epoch == 0 else state.epoch
         metrics = self._metrics(epoch, train_loss=self.epoch_train_loss,
-                                eval_loss=state.last_eval_loss)
+                                ev=EvalResult(state.last_eval_loss, state.last_eval_token_accuracy))
+        self.trained_tokens = int(self._reduce([state.tokens_seen])[0])
         if state.stopped != "cancelled":
             if self.best_weights is not None:
                 self._load_trainable(self.best_weights)
@@ -317,7 +275,8 @@ class _Run:
         done = state.stopped != "cancelled"
         message = {"cancelled": "Cancelled", "early_stopping": "Stopped early (no eval improvement)"}.get(
             state.stopped, "Training finished")
-        self.reporter.report(self._progress(epoch) | {"message": message, "metrics": self._public(metrics)}
+        self.reporter.report(self._progress(epoch) | {"message": message, "metrics": self._public(metrics),
+                                                      "trained_tokens": self.trained_tokens}
                              | ({"progress": 100.0} if done else {}))
         return metrics
 
@@ -346,10 +305,10 @@ class _Run:
         shutil.rmtree(old, ignore_errors=True)
 
     # reporting helpers
-    def _metrics(self, epoch: int, train_loss: float | None = None, eval_loss: float | None = None) -> dict:
+    def _metrics(self, epoch: int, train_loss: float | None = None, ev: EvalResult = NO_EVAL) -> dict:
         elapsed = max(time.monotonic() - self._rate_start, 1e-9)
         return {"step": self.state.global_step, "epoch": epoch + 1, "train_loss": train_loss,
-                "eval_loss": eval_loss, "learning_rate": self.stepper.lr,
+                "eval_loss": ev.loss, "eval_token_accuracy": ev.token_accuracy, "learning_rate": self.stepper.lr,
                 "tokens_per_second": self._rate_tokens * self.world / elapsed,
                 "truncated_examples": self.truncated, "stopped": self.state.stopped}
 
@@ -360,7 +319,8 @@ class _Run:
 
     def _point(self, epoch: float, metrics: dict) -> dict:
         return {"step": self.state.global_step, "epoch": round(epoch, 4), "train_loss": metrics["train_loss"],
-                "eval_loss": metrics["eval_loss"], "learning_rate": metrics["learning_rate"]}
+                "eval_loss": metrics["eval_loss"], "eval_token_accuracy": metrics["eval_token_accuracy"],
+                "learning_rate": metrics["learning_rate"]}
 
     def _progress(self, epoch: int) -> dict:
         state, epochs = self.state, self.cfg.num_epochs

@@ -34,7 +34,20 @@ def load_lora_model(model_path: str | Path, config: TrainingConfig, dtype: torch
 
 
 def batch_loss(model, batch: Batch) -> torch.Tensor:
-    """Mean cross-entropy over the batch's targets.
+    """Mean cross-entropy over the batch's targets."""
+    logits, targets = _target_logits(model, batch)
+    return F.cross_entropy(logits.float(), targets, reduction="mean")
+
+
+def batch_loss_and_hits(model, batch: Batch) -> tuple[torch.Tensor, int]:
+    """``batch_loss`` and how many targets the model's top guess gets right (for token accuracy)."""
+    logits, targets = _target_logits(model, batch)
+    hits = int((logits.argmax(dim=-1) == targets).sum())
+    return F.cross_entropy(logits.float(), targets, reduction="mean"), hits
+
+
+def _target_logits(model, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits at the positions that have a target, and those targets.
 
     Logits are computed only where a target exists (``logits_to_keep`` as a
     boolean mask), which skips the vocabulary projection on prompt and padding
@@ -45,7 +58,7 @@ def batch_loss(model, batch: Batch) -> torch.Tensor:
     logits = out.logits
     if logits.dim() == 3:
         logits = logits[keep]
-    return F.cross_entropy(logits.float(), batch.targets[keep], reduction="mean")
+    return logits, batch.targets[keep]
 
 
 @torch.no_grad()

@@ -31,6 +31,9 @@ class TrainJobSpec(Strict):
     namespace: str | None = None
     lease_token: int | None = Field(None, description="The runner's lease; rank 0's reports carry it")
     data_kind: Literal["instruction", "chat"] = "instruction"
+    eval_dataset_path: str | None = Field(
+        None, description="Normalized JSONL evaluated whole instead of a held-out split of dataset_path"
+    )
     resume_from: str | None = Field(
         None, description="A checkpoint directory to start from when the run has none of its own yet"
     )

@@ -37,6 +37,7 @@ class TrainState:
     best_eval_loss: float | None = None
     evals_without_improvement: int = 0
     last_eval_loss: float | None = None
+    last_eval_token_accuracy: float | None = None
     stopped: str | None = None
     epoch_loss_sum: float = 0.0
     epoch_loss_targets: int = 0

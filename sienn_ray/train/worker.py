@@ -11,7 +11,8 @@ import ray.train
 import ray.train.torch
 import torch
 
-from .loop import Hooks, run_training
+from .hooks import Hooks
+from .loop import run_training
 from .report import NullReporter, ProgressReporter, ray_registry_lookup
 from .spec import TrainJobSpec
 

@@ -22,11 +22,14 @@ MAX_EXAMPLES = 30
 
 
 def _ids_config(base: str, dataset_id: str, job_id: str) -> str:
+    file_id, fine_tuning_job_id = "file-" + dataset_id[3:], "ftjob-" + job_id[4:]  # the OpenAI face's ids
     lines = [base, "", f'[dictionaries.datasets]\nvalues = ["{dataset_id}"]',
-             f'[dictionaries.jobs]\nvalues = ["{job_id}"]', "", "[parameters]"]
+             f'[dictionaries.jobs]\nvalues = ["{job_id}"]', f'[dictionaries.files]\nvalues = ["{file_id}"]',
+             f'[dictionaries.ftjobs]\nvalues = ["{fine_tuning_job_id}"]', "", "[parameters]"]
     # Not body.job_id: test-model's body must keep exactly one of job_id/model_name, and a value put in
     # after generation would break that.
-    for name, dictionary in (("path.dataset_id", "datasets"), ("body.dataset_id", "datasets"), ("path.job_id", "jobs")):
+    for name, dictionary in (("path.dataset_id", "datasets"), ("body.dataset_id", "datasets"), ("path.job_id", "jobs"),
+                             ("path.file_id", "files"), ("path.fine_tuning_job_id", "ftjobs")):
         lines.append(f'"{name}" = {{ dictionary = "{dictionary}", probability = 0.5 }}')
     return "\n".join(lines) + "\n"
 

@@ -72,17 +72,20 @@ def test_chat_jsonl(tmp_path):
     records = [
         {"messages": [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "Hi"},
+            {"role": "user", "content": "Hi", "name": "ann"},
             {"role": "assistant", "content": "Hello.", "weight": 1},
         ]},
-        {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": 4}]},
+        {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5", "weight": 0},
+                      {"role": "user", "content": "Sure?"},
+                      {"role": "assistant", "content": [{"type": "text", "text": "4"}]}]},
     ]
     report, rows = run(tmp_path, jsonl(records), "chat.jsonl")
     assert (report.format, report.kind, report.total_samples) == ("jsonl", "chat", 2)
     assert report.column_mapping == {"messages": "messages"}
-    assert rows[0]["messages"][2] == {"role": "assistant", "content": "Hello."}
-    assert rows[1]["messages"][1]["content"] == "4"
-    assert report.total_tokens_estimate == (9 + 2 + 6 + 4 + 1) // 4
+    assert rows[0]["messages"][1:] == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    assert rows[1]["messages"][1] == {"role": "assistant", "content": "5", "weight": 0}  # only weight 0 is kept
+    assert rows[1]["messages"][3]["content"] == "4"  # text parts are joined
+    assert report.total_tokens_estimate == (9 + 2 + 6 + 4 + 1 + 5 + 1) // 4
 
 
 def test_chat_json_array(tmp_path):
@@ -148,15 +151,6 @@ def test_empty_outputs_are_dropped_with_a_warning(tmp_path):
     assert report.null_counts["output"] == 4
     assert report.null_counts["input"] == 5  # four rows without the field, one empty
     assert report.warnings == ["4 line(s) with an empty output were dropped (line 2, 3, 4, 5)"]
-
-
-def test_chat_without_assistant_text_is_dropped(tmp_path):
-    records = [
-        {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
-        {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": ""}]},
-    ]
-    report, rows = run(tmp_path, jsonl(records))
-    assert len(rows) == 1 and "1 line(s) with an empty assistant reply were dropped (line 2)" in report.warnings
 
 
 def test_preview_is_first_five_original_rows_truncated(tmp_path):

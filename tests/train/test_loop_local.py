@@ -13,7 +13,9 @@ from sienn_ray.data.templates import PromptTemplate
 from sienn_ray.jobs.lifecycle import PROGRESS_FIELDS
 from sienn_ray.schemas.jobs import LossPoint, TrainingMetrics
 from sienn_ray.train import loop
-from sienn_ray.train.loop import LocalHooks, run_training
+from sienn_ray.train.evaluate import EvalResult
+from sienn_ray.train.hooks import LocalHooks
+from sienn_ray.train.loop import run_training
 from sienn_ray.train.report import ProgressReporter
 from sienn_ray.train.state import TrainState
 from train_fakes import FakeRegistry
@@ -100,7 +102,7 @@ def test_a_dataset_cut_away_entirely_fails_with_the_reason(make_spec, tmp_path):
 
 def test_early_stopping_stops_and_keeps_the_best_adapter(make_spec, tmp_path, monkeypatch):
     eval_losses = iter([2.0, 1.5, 1.6, 1.7, 1.8, 1.9])
-    monkeypatch.setattr(loop._Run, "_evaluate", lambda self: next(eval_losses))
+    monkeypatch.setattr(loop._Run, "_evaluate", lambda self: EvalResult(next(eval_losses), None))
     registry = FakeRegistry()
     spec = make_spec(rows=60, num_epochs=6, early_stopping_patience=2)
     hooks = LocalHooks(tmp_path / "ckpt", reporter=_reporter(registry, spec.job_id))
@@ -195,7 +197,7 @@ def test_a_resumed_run_reports_the_same_epoch_loss_as_an_uninterrupted_one(make_
 
 def test_after_a_resume_early_stopping_still_ends_on_the_best_adapter(make_spec, tmp_path, monkeypatch):
     eval_losses = {1: 2.0, 2: 1.5, 3: 1.6, 4: 1.7}
-    monkeypatch.setattr(loop._Run, "_evaluate", lambda self: eval_losses[self.state.epoch])
+    monkeypatch.setattr(loop._Run, "_evaluate", lambda self: EvalResult(eval_losses[self.state.epoch], None))
     spec = make_spec(rows=60, num_epochs=6, early_stopping_patience=2)
     full = LocalHooks(tmp_path / "full")
     run_training(spec, full)

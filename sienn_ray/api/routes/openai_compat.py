@@ -1,6 +1,8 @@
 """OpenAI-compatible API: GET /v1/models, POST /v1/completions, POST /v1/chat/completions.
 
-``model`` is a job id (a completed fine-tuned job) or a base model name. Chat
+``model`` is a job id (a completed fine-tuned job), a fine-tuned model's OpenAI name
+(``ft:<base>:<owner>:<suffix>:<id>``, or a checkpoint's ``...:ckpt-step-<n>``; see
+``services/openai_models.py``) or a base model name. Chat
 requests are rendered with the job's template (an alpaca job answers the last
 user message as its instruction); completions continue ``prompt`` as-is, as
 OpenAI's completions endpoint does. Errors on /v1 use OpenAI's shape,
@@ -11,20 +13,17 @@ their usual exceptions; ``code`` carries our error code.
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 import time
 from pathlib import Path
 from typing import AsyncGenerator, Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.responses import StreamingResponse
 
 from ...errors import SiennError
+from ...inference.adapter_files import require_adapter
 from ...models.resolve import list_models
 from ...paths import check_id
 from ...schemas.inference_call import InferenceResult
@@ -34,50 +33,24 @@ from ...schemas.openai import (
     Usage,
 )
 from ...services import jobs as job_service
+from ...services.openai_models import is_fine_tuned_name, resolve_fine_tuned
 from ...services.principal import Principal
 from ..deps import PrincipalDep, Services, ServicesDep
-from ..errors import describe_validation_errors
+from ..openai_errors import OpenAIErrors
 from ..openapi import OpenAIError, errors
 from .inference import SSE_HEADERS, Target, call_for, error_data, generate, open_stream, resolve_target
 
 MAX_LISTED_JOBS = 1000
-log = logging.getLogger("sienn_ray.api")
 
-
-def openai_error(status: int, message: str, code: str | None = None, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse(status_code=status, headers=headers,
-                        content={"error": {"message": message, "type": kind, "param": param, "code": code}})
-
-
-class _OpenAIErrors(APIRoute):
-    """Answer errors on these routes in OpenAI's shape instead of the app's spec body."""
-
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
-
-        async def route(request: Request):
-            try:
-                return await handler(request)
-            except RequestValidationError as err:
-                problems = describe_validation_errors(err.errors())
-                return openai_error(400, "; ".join(problems), "VALIDATION_ERROR")
-            except SiennError as err:
-                return openai_error(err.status_code, err.detail, err.error_code, headers=err.headers)
-            except StarletteHTTPException as err:  # e.g. a body that is not JSON at all
-                return openai_error(err.status_code, str(err.detail), "VALIDATION_ERROR")
-            except Exception as err:  # noqa: BLE001 - still an OpenAI-shaped answer for OpenAI clients
-                log.exception("unhandled error on %s %s", request.method, request.url.path)
-                return openai_error(500, f"Internal server error: {type(err).__name__}", "INTERNAL_ERROR")
-
-        return route
-
-
-router = APIRouter(tags=["openai"], route_class=_OpenAIErrors, responses=errors(400, 404, 409, 503, model=OpenAIError))
+router = APIRouter(tags=["openai"], route_class=OpenAIErrors, responses=errors(400, 404, 409, 503, model=OpenAIError))
 
 
 async def _target(services: Services, principal: Principal, model: str) -> Target:
+    if is_fine_tuned_name(model):
+        weights = resolve_fine_tuned(services, principal, model)
+        require_adapter(weights.adapter_path, model)
+        return Target(model_id=weights.model_id, base_path=weights.base_path, adapter_path=weights.adapter_path,
+                      tenant=weights.tenant)
     if _is_job_id(model):
         return await resolve_target(services, principal, job_id=model)
     return await resolve_target(services, principal, model_name=model)
@@ -111,7 +84,12 @@ def _usage(result: InferenceResult) -> Usage:
                  total_tokens=result.prompt_tokens + result.tokens_generated)
 
 
-@router.post("/v1/completions", response_model=CompletionResponse)
+# With stream=true both answer server-sent events of OpenAI's chunks, ended by ``data: [DONE]``.
+STREAMED = {200: {"content": {"text/event-stream": {}},
+                  "description": "JSON, or with stream=true server-sent events of chunks, then data: [DONE]"}}
+
+
+@router.post("/v1/completions", response_model=CompletionResponse, responses=STREAMED)
 async def completions(req: CompletionRequest, services: ServicesDep, principal: PrincipalDep):
     """Continue ``prompt`` as-is (no template) with a job or a base model."""
     target = await _target(services, principal, req.model)
@@ -137,7 +115,7 @@ async def completions(req: CompletionRequest, services: ServicesDep, principal: 
     return _sse_response(events, render)
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
+@router.post("/v1/chat/completions", response_model=ChatCompletionResponse, responses=STREAMED)
 async def chat_completions(req: ChatCompletionRequest, services: ServicesDep, principal: PrincipalDep):
     """Answer a conversation, rendered with the job's template (alpaca jobs: the last user message)."""
     target = await _target(services, principal, req.model)
