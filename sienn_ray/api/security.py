@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.audit import AuditWriter, target_id
 from ..auth.config import SecurityConfig
+from ..auth.keys import PREFIX as KEY_PREFIX
 from ..auth.resolver import MISS, KeyResolver
 from ..auth.routes import STATE_CHANGING, rule_for
 from ..auth.web import host_allowed, origin_allowed, remote_peer
@@ -30,8 +31,8 @@ from ..services.principal import DEFAULT_PRINCIPAL, Principal
 from ..settings import get_settings
 from .deps import current_services
 from .errors import error_response
+from .openai_errors import openai_error
 from .rate_limit_store import build_limiter
-from .routes.openai_compat import openai_error
 
 FIRST_KEY_HINT = ("No API key exists yet: on the API's host, create the first admin key with "
                   "`python -m sienn_ray keys create --name admin --admin` (it is printed once)")
@@ -123,6 +124,11 @@ class _Backends:
     async def principal(self, headers: Headers, auth_required: bool) -> Principal:
         """The key's principal; without a key, the default principal when auth is off (else 401)."""
         presented = _presented_key(headers)
+        if not auth_required and presented is not None and not presented.startswith(KEY_PREFIX):
+            # Auth off: a value that does not even look like one of our keys is ignored, since SDKs must
+            # send some key (the OpenAI one refuses an empty api_key); a sienn_ key that is malformed,
+            # unknown or revoked is still refused.
+            presented = None
         if presented is None:
             if not auth_required:
                 return DEFAULT_PRINCIPAL
