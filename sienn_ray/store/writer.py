@@ -103,7 +103,7 @@ class Store(ReadStore):
         """Append entries in one transaction (their order of arrival is their ``seq``)."""
         if not entries:
             return
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
             conn.execute(audit_log.insert(), [
                 {"at": e.at.isoformat(), "key_name": e.key_name, "tenant": e.tenant,
                  "record": e.model_dump_json(exclude={"seq"})} for e in entries])

@@ -99,6 +99,23 @@ def test_a_registry_restarted_on_a_read_only_database_answers_503_and_writes_aga
     assert ReadStore(url).get_dataset("ds_" + "4" * 16) is not None
 
 
+
+def test_an_audit_batch_on_a_read_only_database_is_503_and_the_next_write_after_unlocking_works(read_only_db):
+    """The audit writer fails like any write: a domain error, and no read-only connection left in the pool
+    for the first write after the file is writable again."""
+    from sienn_ray.schemas.auth import AuditEntry
+    from sienn_ray.schemas.common import utcnow
+
+    url, _held = read_only_db
+    core = RegistryCore(Store(url), FakeCluster())
+    entry = AuditEntry(at=utcnow(), key_name=None, tenant="default", method="POST", route="/api/x", path="/api/x",
+                       target_id=None, status=200, client="127.0.0.1")
+    with pytest.raises(StorageUnavailable):
+        core.store.add_audit([entry])
+    set_immutable(Path(url.removeprefix("sqlite:///")), False)
+    core.put_dataset(dataset_record("ds_" + "5" * 16))  # first try
+    assert ReadStore(url).get_dataset("ds_" + "5" * 16) is not None
+
 @pytest.fixture()
 def small_home(tmp_path, monkeypatch):
     """SIENN_HOME on a 4 MB tmpfs, with the upload route over an in-process registry on a database elsewhere."""
