@@ -10,6 +10,7 @@ import sienn_ray
 
 # Ray glue lives only in these packages/modules.
 RAY_GLUE = ("sienn_ray.api", "sienn_ray.jobs.registry", "sienn_ray.jobs.runner", "sienn_ray.jobs.cluster",
+            "sienn_ray.jobs.placement_groups",
             "sienn_ray.jobs.client", "sienn_ray.jobs.calibration", "sienn_ray.services.connect", "sienn_ray.train.launch", "sienn_ray.train.worker", "sienn_ray.train.report",
             "sienn_ray.inference.deployment", "sienn_ray.export.task", "sienn_ray.cli", "sienn_ray.ops",
             "sienn_ray.__main__", "sienn_ray.evaluation.task")

@@ -9,6 +9,7 @@ from pathlib import Path
 import ray
 import yaml
 
+from .placement_groups import sweep_after_kill
 from .queue import RESOURCES, Capacity, NodeShape, Resources, capacity_from_autoscaler
 from .runner import JobRunner
 
@@ -62,4 +63,5 @@ class RayCluster:
         try:
             ray.kill(ray.get_actor(holder, namespace=self.namespace), no_restart=True)
         except ValueError:  # gone already
-            pass
+            return
+        sweep_after_kill()  # a run killed while its workers started keeps its placement group otherwise

@@ -27,9 +27,10 @@ from chaos_kit import (
 from helpers import demo_config
 
 KILLS = 10
-# Long enough (800 optimizer steps each) that both jobs still train at the 10th kill on a fast machine
-# (on the 2-core dev box the kills end near step 250).
-CONFIG = demo_config() | {"num_epochs": 100, "checkpoint_every_steps": 50}
+# Long enough (3,200 optimizer steps each) that both jobs train together through the 10 kills on an idle
+# machine, where one job does about 24 steps/s and the second may launch half a minute after the first
+# (800 steps: the first job had finished before the second started).
+CONFIG = demo_config() | {"num_epochs": 400, "checkpoint_every_steps": 200}
 
 
 @pytest.mark.slow

@@ -28,9 +28,10 @@ def _events(api_url, job_id):
     return httpx.get(f"{api_url}/api/jobs/{job_id}/events", timeout=30).json()["events"]
 
 
-def test_queued_jobs_run_one_at_a_time_in_priority_then_arrival_order(api_url, demo_dataset_id):
+def test_queued_jobs_run_one_at_a_time_in_priority_then_arrival_order(api_url, demo_dataset_id, ray_session):
     # 2 CPUs each: with 3 of the session's 4 CPUs free (inference holds one) only one runs at a time
     config = demo_config() | {"num_epochs": 1, "cpus_per_worker": 2}
+    _wait_for_free_cpus(ray_session, ray_session.cluster_resources()["CPU"] - 1)  # what earlier tests held
     first = _start(api_url, demo_dataset_id, config=config)
     second = _start(api_url, demo_dataset_id, config=config)
     urgent = _start(api_url, demo_dataset_id, config=config, priority=5)
@@ -41,6 +42,14 @@ def test_queued_jobs_run_one_at_a_time_in_priority_then_arrival_order(api_url, d
     assert [d["status"] for d in done] == ["completed"] * 3, done
     spans = [(datetime.fromisoformat(d["started_at"]), datetime.fromisoformat(d["completed_at"])) for d in done]
     assert spans[0][1] <= spans[1][0] and spans[1][1] <= spans[2][0], spans  # in order, never two at once
+
+
+def _wait_for_free_cpus(ray, cpus: float, timeout_s: float = 180) -> None:
+    """Until ``cpus`` CPUs are free: an earlier test's deployment or job may still be letting go of its own."""
+    deadline = time.time() + timeout_s
+    while ray.available_resources().get("CPU", 0) < cpus and time.time() < deadline:
+        time.sleep(1)
+    assert ray.available_resources().get("CPU", 0) >= cpus, ray.available_resources()
 
 
 def test_pause_frees_the_resources_and_resume_continues_after_the_pause_step(api_url, demo_dataset_id, ray_session):
