@@ -85,9 +85,11 @@ def test_pause_frees_the_resources_and_resume_continues_after_the_pause_step(api
 def test_a_stopped_runner_loses_its_lease_and_the_job_resumes_elsewhere(api_url, demo_dataset_id, ray_dashboard_url):
     from ray.util.state import list_actors
 
-    config = demo_config() | {"num_epochs": 30, "checkpoint_every_steps": 4}
+    # 1,200 steps: still training when the runner is stopped, even on an idle machine (~25 steps/s; with
+    # 240 steps the run had ended first and the test waited out a whole launch grace)
+    config = demo_config() | {"num_epochs": 150, "checkpoint_every_steps": 40}
     job_id = _start(api_url, demo_dataset_id, config=config)["job_id"]
-    status = wait_for_job(api_url, job_id, timeout=600, until=lambda s: s["step"] >= 5 and s["last_checkpoint"])
+    status = wait_for_job(api_url, job_id, timeout=600, until=lambda s: s["step"] >= 41 and s["last_checkpoint"])
     holder, token = status["lease"]["holder"], status["lease"]["token"]
     alive = [("name", "=", holder), ("state", "=", "ALIVE")]
     (runner,) = list_actors(address=ray_dashboard_url, filters=alive)
