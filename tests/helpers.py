@@ -61,3 +61,20 @@ def wait_for_job(api_url: str, job_id: str, timeout: float = 900, until=None) ->
             return status
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} did not finish in {timeout} s: {status}")
+
+
+def demo_dataset(registry):
+    """The demo rows, ingested and recorded through ``registry`` (a RegistryClient), as an upload would."""
+    import json
+
+    from sienn_ray.data import storage
+    from sienn_ray.data.demo import demo_records
+    from sienn_ray.data.ingest import ingest_file
+
+    staging = storage.staging_dir()
+    source = staging / "demo.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in demo_records()))
+    report = ingest_file(source, staging / "data.jsonl", "demo.jsonl")
+    dataset = storage.record_from_report(report, "demo.jsonl", None, "default")
+    storage.install_dataset(staging / "data.jsonl", dataset)
+    return registry.put_dataset(dataset).result()

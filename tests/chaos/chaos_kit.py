@@ -8,26 +8,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sienn_ray.data import storage
-from sienn_ray.data.demo import demo_records
-from sienn_ray.data.ingest import ingest_file
+from helpers import demo_dataset  # noqa: F401 (the chaos tests take it from here)
+
 from sienn_ray.schemas.jobs import StartFinetuningRequest
 from sienn_ray.services.submit import build_job_record
 
 # Events the trainer sends (the rest are the registry's own).
 TRAINER_EVENTS = ("resumed", "truncation", "epoch_end", "evaluation", "early_stopping", "checkpoint")
 JOURNAL_MARK = "registry report "
-
-
-def demo_dataset(registry):
-    """The demo rows, ingested and recorded through ``registry`` (a RegistryClient)."""
-    staging = storage.staging_dir()
-    source = staging / "demo.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in demo_records()))
-    report = ingest_file(source, staging / "data.jsonl", "demo.jsonl")
-    dataset = storage.record_from_report(report, "demo.jsonl", None, "default")
-    storage.install_dataset(staging / "data.jsonl", dataset)
-    return registry.put_dataset(dataset).result()
 
 
 def submit(registry, dataset, config: dict) -> str:

@@ -10,19 +10,20 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import ray
 from ray.cluster_utils import Cluster
 from ray.util.state import list_actors
 
-from sienn_ray.data import storage
-from sienn_ray.data.demo import demo_records
-from sienn_ray.data.ingest import ingest_file
 from sienn_ray.jobs.registry import connect_registry
 from sienn_ray.schemas.jobs import StartFinetuningRequest
 from sienn_ray.services.submit import build_job_record
 from sienn_ray.settings import apply_ray_env, get_settings
 from sienn_ray.store import ReadStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, as pytest's rootdir conftest has it
+from helpers import demo_dataset  # noqa: E402
 
 
 def main(config: dict) -> dict:
@@ -35,13 +36,7 @@ def main(config: dict) -> dict:
         registry = connect_registry()
         registry.ping().result(timeout=120)
         reader = ReadStore(get_settings().db_url)
-        staging = storage.staging_dir()
-        source = staging / "demo.jsonl"
-        source.write_text("".join(json.dumps(r) + "\n" for r in demo_records()))
-        report = ingest_file(source, staging / "data.jsonl", "demo.jsonl")
-        dataset = storage.record_from_report(report, "demo.jsonl", None, "default")
-        storage.install_dataset(staging / "data.jsonl", dataset)
-        registry.put_dataset(dataset).result()
+        dataset = demo_dataset(registry)
         request = StartFinetuningRequest(dataset_id=dataset.dataset_id, config=config)
         rec = registry.submit_job(build_job_record(request, dataset, [], "default")).result()
         deadline = time.time() + 600
