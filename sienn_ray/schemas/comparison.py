@@ -15,7 +15,9 @@ MAX_COMPARE_IDS = 20
 BLANKS = " \t\n\v\f\r"
 # The shape parse_job_ids accepts, for the OpenAPI document: 1 to MAX_COMPARE_IDS comma-separated
 # entries, none blank.
-_ENTRY = r"[^,]*[^,\t\n\v\f\r ][^,]*"
+# BLANKS written as regex escapes (\t, \x0b, ...), which Python and ECMAScript read alike.
+_NOT_BLANK = "[^," + BLANKS.encode("unicode_escape").decode() + "]"
+_ENTRY = rf"[^,]*{_NOT_BLANK}[^,]*"
 COMPARE_IDS_PATTERN = rf"^{_ENTRY}(,{_ENTRY}){{0,{MAX_COMPARE_IDS - 1}}}$"
 
 
