@@ -1,6 +1,6 @@
 """Load figures of the HTTP API: wrk against the real Serve app while a job trains and uploads run.
 
-    python bench/api_load.py --seconds 30 --connections 200 [--profile]
+    python bench/api_load.py --seconds 30 --connections 200 [--ingress haproxy|proxy] [--profile]
 
 Starts its own local Ray (4 CPUs) with a fresh storage root and the real Serve app
 (API ingress + inference), uploads the demo dataset and starts a long job on it.
@@ -12,7 +12,10 @@ plain FastAPI app under plain uvicorn (bench/plain_app.py, the same FastAPI) and
 our own app under plain uvicorn, so the Serve tier's share is visible. Then the
 inference queue is filled and ``/api/test-model`` must answer 503 + Retry-After at
 once. ``--profile`` samples the Serve proxy and the ingress replica with py-spy
-during a second status run and prints where their CPU time goes.
+during a second status run and prints where their CPU time goes. ``--ingress``
+picks who answers the HTTP port (SIENN_SERVE_INGRESS): HAProxy straight to the
+replica (the default) or Serve's Python proxy actor, to compare the two. Rate
+limits stay on, at a limit the load cannot reach (capacity is measured).
 
 Prints one JSON object. Figures are from a shared, loaded 2-core machine: compare
 the ratios within one run, not absolute rates across runs.
@@ -145,20 +148,22 @@ def measure(api: str, job_id: str, args) -> dict:
         paths = {"health": ["/health"], "status": [status_path], "list_jobs": [list_path],
                  "status_and_list": [status_path, list_path]}
         pids = serve_pids()
+        # Untimed warm-up: connections opened, worker threads and caches filled, the job past its start.
+        warmup = run_wrk(api, ["/health", status_path], connections=args.connections, duration_s=5)
         phases = {name: with_cpu(pids, lambda: run_wrk(api, paths[name], **load)) for name in args.phases.split(",")}
         profile = None
         if args.profile:
             sampler = threading.Thread(target=lambda: phases.__setitem__("status_profiled", run_wrk(
                 api, [status_path], **load)))
             sampler.start()
-            profile = profile_pids(pids, max(args.seconds - 5, 5))
+            profile = profile_pids({k: v for k, v in pids.items() if k != "haproxy"}, max(args.seconds - 5, 5))
             sampler.join()
     finally:
         uploader.stop.set()
         if uploader.is_alive():
             uploader.join(timeout=180)
     job = httpx.get(f"{api}{status_path}", timeout=30).json()
-    return {"phases": phases, "uploads_during_load": uploader.summary(), "profile": profile,
+    return {"warmup": warmup, "phases": phases, "uploads_during_load": uploader.summary(), "profile": profile,
             "job_during_load": {"status": job["status"], "step": job["step"]}}
 
 
@@ -194,8 +199,15 @@ def main() -> dict:
                         help="environment for the cluster's processes (e.g. a Serve flag to compare)")
     parser.add_argument("--access-log", action="store_true", help="keep Serve's per-request access log")
     parser.add_argument("--no-upload", action="store_true", help="no uploads during the load (to compare)")
+    parser.add_argument("--ingress", choices=("haproxy", "proxy"), default="haproxy",
+                        help="SIENN_SERVE_INGRESS: Serve's HAProxy ingress or its Python proxy actor")
     args = parser.parse_args()
     os.environ.update(dict(item.split("=", 1) for item in args.env))
+    os.environ["SIENN_SERVE_INGRESS"] = args.ingress
+    # Capacity, not the per-client limit, is measured: the limiter still counts every request (its cost
+    # stays in the figures) but the 100/minute default would refuse all but the first seconds.
+    os.environ.setdefault("SIENN_RATE_LIMITS", ",".join(f"{c}=100000000/minute" for c in ("standard", "training",
+                                                                                          "inference")))
     if not wrk_available():
         raise SystemExit("wrk is not installed (Debian package wrk)")
     home = tempfile.mkdtemp(prefix="sienn-bench-load-")
@@ -224,7 +236,7 @@ def main() -> dict:
         api = f"http://127.0.0.1:{port}"
         wait_http(f"{api}/health")
         job_id = start_job(api)
-        result = measure(api, job_id, args)
+        result = measure(api, job_id, args) | {"ingress": args.ingress, "rate_limits": os.environ["SIENN_RATE_LIMITS"]}
         if args.quick:
             return result
         result["plain_uvicorn_health"] = peer("bench.plain_app:app", False, args.seconds, args.connections)

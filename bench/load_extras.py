@@ -33,7 +33,7 @@ CATEGORIES = (
 
 
 def serve_pids() -> dict[str, int]:
-    """The pids of the Serve HTTP proxy and the API ingress replica of the running app."""
+    """The pids of the Serve HTTP proxy (and its HAProxy), and of the API ingress replica of the running app."""
     import ray
     from ray.util.state import list_actors
 
@@ -44,6 +44,10 @@ def serve_pids() -> dict[str, int]:
             pids["proxy"] = actor.pid
         elif actor.class_name.endswith("ApiIngress") and actor.class_name.startswith("ServeReplica:sienn:"):
             pids["ingress"] = actor.pid
+    # SIENN_SERVE_INGRESS=haproxy: the HAProxy process the proxy actor runs answers the HTTP port.
+    for child in psutil.Process(pids["proxy"]).children(recursive=True) if "proxy" in pids else []:
+        if child.name() == "haproxy":
+            pids["haproxy"] = child.pid
     return pids
 
 
@@ -121,6 +125,7 @@ def backpressure_check(api: str, extra: int = 24, new_tokens: int = 900) -> dict
 async def _flood(url: str, body: dict, count: int) -> dict:
     refused: list[tuple[float, httpx.Response]] = []
     served: list[float] = []
+    other: list[int] = []  # anything but 503 or 200 (a 429 means the bench's rate limits were too low)
     limits = httpx.Limits(max_connections=count + 8, max_keepalive_connections=count + 8)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         started = time.perf_counter()
@@ -128,7 +133,12 @@ async def _flood(url: str, body: dict, count: int) -> dict:
         async def post() -> None:
             resp = await client.post(url, json=body)
             took = time.perf_counter() - started
-            (refused.append((took, resp)) if resp.status_code == 503 else served.append(took))
+            if resp.status_code == 503:
+                refused.append((took, resp))
+            elif resp.status_code == 200:
+                served.append(took)
+            else:
+                other.append(resp.status_code)
 
         tasks = [asyncio.create_task(post()) for _ in range(count)]
         deadline = started + 120
@@ -145,6 +155,7 @@ async def _flood(url: str, body: dict, count: int) -> dict:
         "requests": count, "refused_503": len(refused), "refused_with_retry_after_and_code": len(good),
         "slowest_refusal_s": round(max(refusal_s), 2) if refusal_s else None,
         "first_admitted_done_s": round(first_served, 2) if first_served else None,
-        "retry_after": sorted({r.headers.get("Retry-After") for _, r in refused}),
-        "ok": bool(refused) and len(good) == len(refused) and (first_served is None or max(refusal_s) < first_served),
+        "retry_after": sorted({r.headers.get("Retry-After") for _, r in refused}), "other_statuses": other,
+        "ok": bool(refused) and len(good) == len(refused) and not other
+        and (first_served is None or max(refusal_s) < first_served),
     }

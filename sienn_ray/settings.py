@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -52,6 +53,10 @@ class Settings:
     http_port: int = field(default_factory=lambda: _int_env("SIENN_HTTP_PORT", 8000))
     ray_port: int = field(default_factory=lambda: _int_env("SIENN_RAY_PORT", 6390))
     dashboard_port: int = field(default_factory=lambda: _int_env("SIENN_DASHBOARD_PORT", 8265))
+    # Who answers the HTTP port: "haproxy" (Ray Serve's HAProxy ingress: HAProxy forwards each request
+    # straight to the API replica's own HTTP server) or "proxy" (Serve's Python proxy actor, one more
+    # hop and ~3-5 ms of CPU per request; bench/api_load.py compares them).
+    serve_ingress: str = field(default_factory=lambda: os.environ.get("SIENN_SERVE_INGRESS") or "haproxy")
     # Control plane (jobs/policy.py): runner leases, cooperative stops, relaunch limit, admission.
     lease_ttl_s: float = field(default_factory=lambda: _float_env("SIENN_LEASE_TTL_S", 30.0))
     launch_grace_s: float = field(default_factory=lambda: _float_env("SIENN_LAUNCH_GRACE_S", 120.0))
@@ -169,3 +174,28 @@ def apply_ray_env() -> None:
     # readiness check to start, and Serve then kills it in a loop.
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
     os.environ.setdefault("RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S", "30")
+    apply_serve_ingress_env(get_settings().serve_ingress)
+
+
+def apply_serve_ingress_env(ingress: str) -> None:
+    """Serve's ingress mode, read once by every Serve process of a cluster started after this."""
+    if ingress not in ("haproxy", "proxy"):
+        raise ValueError(f"SIENN_SERVE_INGRESS must be 'haproxy' or 'proxy', not {ingress!r}")
+    if ingress == "proxy":
+        os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "0")
+        return
+    os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+    # HAProxy's stats and Prometheus listeners default to fixed ports (8404, 9101): two stacks on one
+    # machine would fight over them, so each cluster gets free ones (its HTTP port stays the setting).
+    for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
+        if not os.environ.get(name):
+            os.environ[name] = str(_free_port())
+    # A replica being replaced finishes its requests while HAProxy already sends new ones elsewhere;
+    # Serve's 30 s default drain would make every redeploy and `make down` wait that long for nothing.
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "5")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]

@@ -37,6 +37,9 @@ class HeadRecord:
     http_port: int
     client_server_port: int = 0
     dashboard_agent_port: int = 0
+    # Serve's HAProxy ingress (SIENN_SERVE_INGRESS=haproxy) also binds a stats and a metrics port.
+    haproxy_stats_port: int = 0
+    haproxy_metrics_port: int = 0
     pid: int = 0
 
     @classmethod
@@ -143,10 +146,17 @@ def plan_head(settings: Settings) -> HeadRecord:
     if taken:
         names = ", ".join(f"{port} ({name})" for name, port in taken)
         raise SystemExit(f"Port(s) {names} already in use on this machine: set other values to run another stack.")
-    client_port, agent_port = free_ports(2)
+    client_port, agent_port, stats_port, metrics_port = free_ports(4)
     return HeadRecord(ray_port=settings.ray_port, dashboard_port=settings.dashboard_port,
                       http_host=settings.http_host, http_port=settings.http_port,
-                      client_server_port=client_port, dashboard_agent_port=agent_port)
+                      client_server_port=client_port, dashboard_agent_port=agent_port,
+                      haproxy_stats_port=stats_port, haproxy_metrics_port=metrics_port)
+
+
+def head_env(rec: HeadRecord) -> dict[str, str]:
+    """The head's environment: ours, with this stack's own HAProxy ports (never a parent stack's)."""
+    return os.environ | {"RAY_SERVE_HAPROXY_STATS_PORT": str(rec.haproxy_stats_port),
+                         "RAY_SERVE_HAPROXY_METRICS_PORT": str(rec.haproxy_metrics_port)}
 
 
 def head_command(rec: HeadRecord, ray_bin: str) -> list[str]:
@@ -181,7 +191,7 @@ def start_head(settings: Settings, is_ready) -> HeadRecord:
     log_path = run_dir / "ray-head.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(head_command(rec, _ray_bin()), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env=head_env(rec))
     rec = HeadRecord(**(asdict(rec) | {"pid": proc.pid}))
     _state_file(run_dir).write_text(json.dumps(asdict(rec)))
     deadline = time.time() + START_TIMEOUT_S
