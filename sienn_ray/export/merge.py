@@ -18,11 +18,12 @@ import json
 import math
 import re
 import shutil
-import struct
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from ..models.safetensors_files import checkpoint_files, read_header
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -91,13 +92,8 @@ class SafetensorsFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        with open(self.path, "rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(size))
-        header.pop("__metadata__", None)
-        self._start = 8 + size
-        self.entries = header
-        unknown = {e["dtype"] for e in header.values()} - set(_DTYPES)
+        self.entries, self._start = read_header(self.path)
+        unknown = {e["dtype"] for e in self.entries.values()} - set(_DTYPES)
         if unknown:
             raise _NotPlain(f"tensor dtypes {sorted(unknown)}")
 
@@ -192,14 +188,7 @@ class InMemoryMerge:
 
 def _checkpoint_files(base_dir: Path) -> dict[str, SafetensorsFile]:
     """Tensor name -> its safetensors file, for a single-file or sharded checkpoint."""
-    index = base_dir / "model.safetensors.index.json"
-    if index.is_file():
-        shards = {}
-        for name, file in load_json(index)["weight_map"].items():
-            shards.setdefault(file, SafetensorsFile(base_dir / file))
-        return {name: shards[file] for name, file in load_json(index)["weight_map"].items()}
-    single = base_dir / "model.safetensors"
-    if not single.is_file():
+    files = checkpoint_files(base_dir)
+    if not files:
         raise _NotPlain("no safetensors checkpoint")
-    reader = SafetensorsFile(single)
-    return {name: reader for name in reader.entries}
+    return {name: reader for reader in map(SafetensorsFile, files) for name in reader.entries}

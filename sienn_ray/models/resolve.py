@@ -14,7 +14,6 @@ from ``config.json`` and the safetensors headers, never by loading the weights.
 from __future__ import annotations
 
 import json
-import struct
 from functools import lru_cache
 from math import prod
 from pathlib import Path
@@ -29,6 +28,7 @@ from .embedded import EMBEDDED_MODELS, ensure_toy_models
 from .gguf_import import cached_conversion, file_sha256
 from .pretrained import PRETRAINED_MODELS, prepare_pretrained
 from .roots import escapes_roots, find_in_roots, inside_roots
+from .safetensors_files import checkpoint_files, read_header
 
 Source = Literal["embedded", "local", "gguf", "hf-cache"]
 _MAX_NAME_LEN = 1024
@@ -201,30 +201,13 @@ def _model_facts(folder: str, config_mtime_ns: int) -> dict:
 
 def _count_parameters(folder: Path, config: dict) -> int:
     """Sum of tensor sizes in the safetensors headers; a tied lm_head counts once."""
-    files = _weight_files(folder)
+    files = checkpoint_files(folder)
     if not files:
         raise _not_found(str(folder), "it has no safetensors weights")
     tied = config.get("tie_word_embeddings", True)
     total = 0
     for file in files:
-        for tensor, shape in _safetensors_shapes(file).items():
+        for tensor, entry in read_header(file)[0].items():
             if not (tied and tensor == "lm_head.weight"):
-                total += prod(shape)
+                total += prod(entry["shape"])
     return total
-
-
-def _weight_files(folder: Path) -> list[Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
-        return [folder / name for name in sorted(set(weight_map.values()))]
-    single = folder / "model.safetensors"
-    return [single] if single.is_file() else []
-
-
-def _safetensors_shapes(file: Path) -> dict[str, list[int]]:
-    """Tensor name -> shape from the file's JSON header (8-byte length, then JSON)."""
-    with open(file, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
-    return {key: value["shape"] for key, value in header.items() if key != "__metadata__"}
