@@ -14,10 +14,10 @@ from pathlib import Path
 
 from ..data.templates import TEMPLATE_FILE, PromptTemplate
 from ..data.tokenize import tokenize_example
+from ..models.model_config import context_length, read_model_config
 from ..schemas.common import utcnow
 from ..schemas.evaluation import EvaluationReport, EvaluationRow, EvaluationSpec
 from ..train.inputs import count_rows, iter_rows
-from ..train.lora import context_length, read_model_config
 from .metrics import deltas, model_figures, score_answer
 from .passes import Answer, generate_answers, held_out_loss
 from .samples import generation_case

@@ -26,14 +26,13 @@ from ..paths import models_dir
 from ..settings import get_settings
 from .embedded import EMBEDDED_MODELS, ensure_toy_models
 from .gguf_import import cached_conversion, file_sha256
+from .model_config import context_length
 from .pretrained import PRETRAINED_MODELS, prepare_pretrained
 from .roots import escapes_roots, find_in_roots, inside_roots
 from .safetensors_files import checkpoint_files, read_header
 
 Source = Literal["embedded", "local", "gguf", "hf-cache"]
 _MAX_NAME_LEN = 1024
-# Keys different architectures use for the context length, most specific first.
-_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
 TOY_DESCRIPTION = "Random-weight {arch} test model for fast tests: it knows no language until fine-tuned."
 TOY_PROVENANCE = "Built locally by sienn-ray from a seed (no pretraining)."
 
@@ -190,12 +189,11 @@ def _model_facts(folder: str, config_mtime_ns: int) -> dict:
     if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise _not_found(folder, f"model_type {model_type!r} is not a causal language model transformers supports natively")
     architectures = config.get("architectures") or [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type]]
-    context = next((config[key] for key in _CONTEXT_KEYS if isinstance(config.get(key), int)), 0)
     return {
         "architecture": architectures[0],
         "model_type": model_type,
         "num_parameters": _count_parameters(path, config),
-        "max_position_embeddings": context,
+        "max_position_embeddings": context_length(config) or 0,  # 0: the config states none
     }
 
 
