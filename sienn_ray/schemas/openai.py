@@ -50,7 +50,7 @@ class _OpenAIRequest(BaseModel):
     @field_validator("temperature", "top_p", mode="before")
     @classmethod
     def _null_is_default(cls, value, info):
-        return {"temperature": 1.0, "top_p": 1.0}[info.field_name] if value is None else value
+        return cls.model_fields[info.field_name].default if value is None else value
 
     @field_validator("stop")
     @classmethod
