@@ -9,7 +9,7 @@ top-k); the value ranges are the engine's, from ``generation.py``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,6 +19,7 @@ from .generation import (
 )
 
 StopList = Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)]
+Item = TypeVar("Item")
 
 
 def unsupported(**schema) -> Any:
@@ -164,11 +165,17 @@ class CompletionChoice(BaseModel):
     finish_reason: FinishReason | None
 
 
-class CompletionResponse(BaseModel):
+class _Answer(BaseModel):
+    """The head every completion answer and stream chunk starts with, in OpenAI's order."""
+
     id: str
-    object: Literal["text_completion"] = "text_completion"
+    object: str
     created: int
     model: str
+
+
+class CompletionResponse(_Answer):
+    object: Literal["text_completion"] = "text_completion"
     choices: list[CompletionChoice]
     usage: Usage | None = None
 
@@ -185,11 +192,8 @@ class ChatChoice(BaseModel):
     finish_reason: FinishReason
 
 
-class ChatCompletionResponse(BaseModel):
-    id: str
+class ChatCompletionResponse(_Answer):
     object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
     choices: list[ChatChoice]
     usage: Usage
 
@@ -206,11 +210,8 @@ class ChatChunkChoice(BaseModel):
     finish_reason: FinishReason | None = None
 
 
-class ChatCompletionChunk(BaseModel):
-    id: str
+class ChatCompletionChunk(_Answer):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
     choices: list[ChatChunkChoice]
     usage: Usage | None = None
 
@@ -222,6 +223,12 @@ class ModelCard(BaseModel):
     owned_by: str
 
 
-class ModelList(BaseModel):
+class OpenAIList(BaseModel, Generic[Item]):
+    """OpenAI's list envelope (``object`` "list", the items in ``data``); a paged list adds its cursors."""
+
     object: Literal["list"] = "list"
-    data: list[ModelCard]
+    data: list[Item]
+
+
+class ModelList(OpenAIList[ModelCard]):
+    """GET /v1/models."""
