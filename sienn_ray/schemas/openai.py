@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .generation import (
     MAX_STOP_STRINGS, FinishReason, MaxNewTokens, RepetitionPenalty, Seed, StopString, Temperature, TopK, TopP,
-    check_stops,
 )
 
 StopList = Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)]
@@ -55,8 +54,9 @@ class _OpenAIRequest(BaseModel):
 
     @field_validator("stop")
     @classmethod
-    def _stops(cls, value: str | list[str] | None):
-        return list(check_stops((value,) if isinstance(value, str) else tuple(value or ())))
+    def _stops(cls, value: str | list[str] | None) -> list[str]:
+        """One string or a list (each already checked by its type), as a list."""
+        return [value] if isinstance(value, str) else list(value or ())
 
     @property
     def stop_list(self) -> list[str]:
