@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from .. import __version__
 from ..auth.config import SecurityConfig
 from ..auth.web import parse_list
 from ..settings import get_settings
@@ -17,7 +18,6 @@ from .routes import (
 )
 from .security import SecurityMiddleware
 
-API_VERSION = "0.1.0"
 # Headers a page on an allowed origin may send and read (CORS, only when SIENN_ALLOWED_ORIGINS is set).
 CORS_REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type"]
 CORS_EXPOSED_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
@@ -28,7 +28,7 @@ def create_app(security: SecurityConfig | None = None) -> FastAPI:
     settings = get_settings()
     app = FastAPI(
         title="sienn-ray",
-        version=API_VERSION,
+        version=__version__,
         description="LoRA fine-tuning on Ray: datasets, training jobs, inference and export.",
         docs_url=None, redoc_url=None,  # install_console serves /docs from vendored files, not a CDN
     )

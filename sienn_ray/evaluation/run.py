@@ -14,10 +14,11 @@ from pathlib import Path
 
 from ..data.templates import TEMPLATE_FILE, PromptTemplate
 from ..data.tokenize import tokenize_example
+from ..inference.adapter_files import adapter_present
+from ..models.model_config import context_length, read_model_config
 from ..schemas.common import utcnow
 from ..schemas.evaluation import EvaluationReport, EvaluationRow, EvaluationSpec
 from ..train.inputs import count_rows, iter_rows
-from ..train.lora import context_length, read_model_config
 from .metrics import deltas, model_figures, score_answer
 from .passes import Answer, generate_answers, held_out_loss
 from .samples import generation_case
@@ -34,9 +35,11 @@ def input_problems(spec: EvaluationSpec) -> list[str]:
     problems = []
     if not (Path(spec.base_model_path) / "config.json").is_file():
         problems.append(f"the base model is missing (no config.json in {spec.base_model_path})")
-    for name in ("adapter_config.json", TEMPLATE_FILE):
-        if not (Path(spec.adapter_path) / name).is_file():
-            problems.append(f"the job's adapter is incomplete ({name} not found in {spec.adapter_path})")
+    if not adapter_present(spec.adapter_path):
+        problems.append(f"the job's adapter is incomplete (adapter_config.json or its weights not found in "
+                        f"{spec.adapter_path})")
+    if not (Path(spec.adapter_path) / TEMPLATE_FILE).is_file():
+        problems.append(f"the job's adapter is incomplete ({TEMPLATE_FILE} not found in {spec.adapter_path})")
     if not Path(spec.dataset_path).is_file():
         problems.append(f"the held-out data is missing ({spec.dataset_path} not found)")
     return problems

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import gguf
 import numpy as np
 
+from ..models.model_config import context_length
+
 # HF model_type -> GGUF architecture.
 GGUF_ARCH = {"gpt2": "gpt2", "llama": "llama", "mistral": "llama", "qwen2": "qwen2"}
 SUPPORTED_MODEL_TYPES = tuple(GGUF_ARCH)
@@ -52,7 +54,7 @@ def config_problems(config: dict) -> list[str]:
     if model_type not in GGUF_ARCH:
         return [f"GGUF export supports model types {', '.join(SUPPORTED_MODEL_TYPES)}; "
                 f"this model is {model_type!r}"]
-    problems = []
+    problems = [] if context_length(config) else ["the model's config states no context length"]
     if model_type == "gpt2":
         if config.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
             problems.append(f"GPT-2 activation {config.get('activation_function')!r} is not supported")
@@ -95,10 +97,6 @@ def tensor_name_map(config: dict) -> gguf.TensorNameMap:
 
 def block_count(config: dict) -> int:
     return config["n_layer"] if config["model_type"] == "gpt2" else config["num_hidden_layers"]
-
-
-def context_length(config: dict) -> int:
-    return config["n_positions"] if config["model_type"] == "gpt2" else config["max_position_embeddings"]
 
 
 def add_hparams(writer: gguf.GGUFWriter, config: dict) -> None:

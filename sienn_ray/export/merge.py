@@ -15,20 +15,18 @@ Two ways, for two needs:
 from __future__ import annotations
 
 import json
-import math
-import re
 import shutil
-import struct
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
+from ..models.lora_adapter import ADAPTER_CONFIG  # noqa: F401 - export/run.py imports it from here
+from ..models.lora_adapter import ADAPTER_WEIGHTS, NotPlainLora, lora_pairs, lora_scaling, read_adapter_config
+from ..models.safetensors_files import checkpoint_files, read_header
+
 # Files of an adapter folder worth shipping; pickles (.bin/.pt) never are.
 _SAFE_SUFFIXES = (".json", ".safetensors", ".jinja", ".txt", ".model", ".md")
-_LORA_KEY = re.compile(r"^base_model\.model\.(.+)\.lora_([AB])\.weight$")
 # adapter_config keys that do not change what merging computes (or that we handle).
 _PLAIN_KEYS = {
     "alpha_pattern", "rank_pattern", "auto_mapping", "base_model_name_or_path", "exclude_modules",
@@ -91,13 +89,8 @@ class SafetensorsFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        with open(self.path, "rb") as f:
-            (size,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(size))
-        header.pop("__metadata__", None)
-        self._start = 8 + size
-        self.entries = header
-        unknown = {e["dtype"] for e in header.values()} - set(_DTYPES)
+        self.entries, self._start = read_header(self.path)
+        unknown = {e["dtype"] for e in self.entries.values()} - set(_DTYPES)
         if unknown:
             raise _NotPlain(f"tensor dtypes {sorted(unknown)}")
 
@@ -118,7 +111,7 @@ class StreamingMerge:
     """Base safetensors + LoRA deltas, merged tensor by tensor as they are read (float32)."""
 
     def __init__(self, base_dir: Path, adapter_dir: Path):
-        cfg = load_json(adapter_dir / ADAPTER_CONFIG)
+        cfg = read_adapter_config(adapter_dir)
         extra = sorted(k for k, v in cfg.items() if k not in _PLAIN_KEYS and v)
         if cfg.get("peft_type") != "LORA" or cfg.get("bias", "none") != "none" or extra:
             raise _NotPlain(extra)
@@ -129,22 +122,17 @@ class StreamingMerge:
         self._lora = self._read_lora(adapter_dir, cfg)
 
     def _read_lora(self, adapter_dir: Path, cfg: dict) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
-        adapter = SafetensorsFile(adapter_dir / ADAPTER_WEIGHTS)
-        pairs: dict[str, dict[str, np.ndarray]] = {}
-        for key in adapter.entries:
-            match = _LORA_KEY.match(key)
-            if not match:
-                raise _NotPlain(key)
-            pairs.setdefault(match.group(1), {})[match.group(2)] = adapter.get(key)
+        adapter = SafetensorsFile(adapter_dir / ADAPTER_WEIGHTS[0])
+        try:
+            pairs = lora_pairs({key: adapter.get(key) for key in adapter.entries})
+        except NotPlainLora as err:
+            raise _NotPlain(str(err)) from None
         lora = {}
-        for module, ab in pairs.items():
+        for module, (a, b) in pairs.items():
             target = f"{module}.weight"
-            if target not in self._files or set(ab) != {"A", "B"}:
+            if target not in self._files:
                 raise _NotPlain(target)  # e.g. a tied lm_head: PEFT knows how to merge into it
-            r = _pattern_value(cfg.get("rank_pattern") or {}, module, cfg["r"])
-            alpha = _pattern_value(cfg.get("alpha_pattern") or {}, module, cfg["lora_alpha"])
-            scale = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
-            lora[target] = (ab["A"], ab["B"], scale)
+            lora[target] = (a, b, lora_scaling(cfg, module))
         return lora
 
     def names(self) -> list[str]:
@@ -160,14 +148,6 @@ class StreamingMerge:
             delta = (b @ a) * np.float32(scale)
             tensor = tensor + (delta.T if self._fan_in_fan_out else delta)
         return tensor
-
-
-def _pattern_value(patterns: dict, module: str, default):
-    """PEFT's rank_pattern/alpha_pattern lookup (``peft.utils.other.get_pattern_key``)."""
-    for key, value in patterns.items():
-        if re.match(rf"(.*\.)?({key})$", module):
-            return value
-    return default
 
 
 class InMemoryMerge:
@@ -192,14 +172,7 @@ class InMemoryMerge:
 
 def _checkpoint_files(base_dir: Path) -> dict[str, SafetensorsFile]:
     """Tensor name -> its safetensors file, for a single-file or sharded checkpoint."""
-    index = base_dir / "model.safetensors.index.json"
-    if index.is_file():
-        shards = {}
-        for name, file in load_json(index)["weight_map"].items():
-            shards.setdefault(file, SafetensorsFile(base_dir / file))
-        return {name: shards[file] for name, file in load_json(index)["weight_map"].items()}
-    single = base_dir / "model.safetensors"
-    if not single.is_file():
+    files = checkpoint_files(base_dir)
+    if not files:
         raise _NotPlain("no safetensors checkpoint")
-    reader = SafetensorsFile(single)
-    return {name: reader for name in reader.entries}
+    return {name: reader for reader in map(SafetensorsFile, files) for name in reader.entries}

@@ -1,4 +1,4 @@
-"""Ollama Modelfiles: write one for an exported GGUF, and read its TEMPLATE back.
+"""Ollama Modelfiles: the one written beside an exported GGUF.
 
 The Modelfile points at the GGUF beside it with a relative ``FROM ./file.gguf``
 (Ollama silently tries to pull a name that is not an existing file), carries the
@@ -9,10 +9,8 @@ LoRA is merged into the GGUF.
 
 from __future__ import annotations
 
-import re
-
 from ..data.templates import PromptTemplate
-from .prompt_formats import ollama_template, render_ollama_prompt
+from .prompt_formats import ollama_template
 
 # Ollama's default context is small; the model's own length, capped, fits most machines.
 MAX_NUM_CTX = 4096
@@ -46,39 +44,3 @@ def quote(value: str) -> str:
     if "\n" in value or "\r" in value or '"' in value:
         return f'"""{value}"""'
     return f'"{value}"'
-
-
-def read_template(modelfile_text: str) -> str:
-    """The TEMPLATE value of a Modelfile, delimited the way Ollama's parser does."""
-    value = read_command(modelfile_text, "TEMPLATE")
-    if value is None:
-        raise ValueError("the Modelfile has no TEMPLATE")
-    return value
-
-
-def read_command(modelfile_text: str, command: str) -> str | None:
-    """The value of the first ``command`` line (None when absent).
-
-    A value ends at the first line end where it is a complete quoted string.
-    """
-    match = re.search(rf"^{command}[ \t]+", modelfile_text, re.MULTILINE | re.IGNORECASE)
-    if not match:
-        return None
-    rest = modelfile_text[match.end():]
-    if not rest.startswith('"'):
-        return rest.split("\n", 1)[0].strip()
-    end = -1
-    while True:
-        end = rest.find("\n", end + 1)
-        value = (rest if end < 0 else rest[:end]).strip()
-        quote_len = 3 if value.startswith('"""') else 1
-        if len(value) >= 2 * quote_len and value.endswith(value[:quote_len]):
-            return value[quote_len:-quote_len]
-        if end < 0:
-            raise ValueError(f"the Modelfile's {command} is not closed")
-
-
-def modelfile_prompt(modelfile_text: str, prompt: str, system: str | None = None) -> str:
-    """The exact text Ollama sends the model for ``prompt`` under this Modelfile (default: its SYSTEM)."""
-    system = (read_command(modelfile_text, "SYSTEM") or "") if system is None else system
-    return render_ollama_prompt(read_template(modelfile_text), prompt, system)

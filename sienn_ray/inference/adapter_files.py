@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ModelNotFound
-
-ADAPTER_CONFIG = "adapter_config.json"
-# Safetensors first: it is what training writes, and it is read without unpickling anything.
-ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+from ..models.lora_adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
 
 def adapter_present(folder: str | Path | None) -> bool:
@@ -26,4 +23,4 @@ def require_adapter(folder: str | Path | None, model_id: str) -> Path:
     return Path(folder)
 
 
-__all__ = ["ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "adapter_present", "require_adapter"]
+__all__ = ["adapter_present", "require_adapter"]

@@ -10,12 +10,11 @@ format that training writes (``adapter_config.json`` + safetensors).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFound
-from .adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from ..models.lora_adapter import ADAPTER_WEIGHTS, NotPlainLora, lora_pairs, lora_scaling, read_adapter_config
 
 
 class LoraBank:
@@ -136,12 +135,9 @@ def _linear_shape(module) -> tuple[int, int]:
 
 def _read_lora(folder: Path, model) -> dict[str, tuple[Any, Any]]:
     """Module name -> (A as [in, r], B·scaling as [r, out]) from a PEFT LoRA adapter folder."""
-    import json
-    import re
-
     import torch
 
-    config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    config = read_adapter_config(folder)
     if config.get("peft_type") != "LORA" or config.get("use_dora") or config.get("modules_to_save"):
         raise ModelNotFound(f"The adapter at {folder.name} is not a plain LoRA adapter (DoRA, modules_to_save "
                             "and other PEFT methods are not served)")
@@ -151,26 +147,19 @@ def _read_lora(folder: Path, model) -> dict[str, tuple[Any, Any]]:
         tensors = load_file(folder / ADAPTER_WEIGHTS[0])
     else:
         tensors = torch.load(folder / ADAPTER_WEIGHTS[1], map_location="cpu", weights_only=True)
-    pairs: dict[str, dict[str, Any]] = {}
-    for key, tensor in tensors.items():
-        match = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight", key)
-        if match is None:
-            raise ModelNotFound(f"The adapter at {folder.name} has a tensor inference cannot apply: {key}")
-        pairs.setdefault(match.group(1), {})[match.group(2)] = tensor
-    alpha, alpha_pattern = config.get("lora_alpha", 8), config.get("alpha_pattern") or {}
+    try:
+        pairs = lora_pairs(tensors)
+    except NotPlainLora as err:
+        raise ModelNotFound(f"The adapter at {folder.name} has tensors inference cannot apply: {err}") from None
     out = {}
-    for name, pair in pairs.items():
-        a, b = pair.get("A"), pair.get("B")
+    for name, (a, b) in pairs.items():
         try:
             in_features, out_features = _linear_shape(model.get_submodule(name))
         except AttributeError:
             raise ModelNotFound(f"The adapter at {folder.name} targets {name}, which this base has not") from None
-        if a is None or b is None or a.shape[1] != in_features or b.shape[0] != out_features:
+        if a.shape[1] != in_features or b.shape[0] != out_features:
             raise ModelNotFound(f"The adapter at {folder.name} does not fit this base model ({name})")
-        rank = a.shape[0]
-        module_alpha = next((v for k, v in alpha_pattern.items() if re.match(rf"(.*\.)?({k})$", name)), alpha)
-        scaling = module_alpha / (math.sqrt(rank) if config.get("use_rslora") else rank)
-        out[name] = (a.t().float(), (b.t().float() * scaling))
+        out[name] = (a.t().float(), (b.t().float() * lora_scaling(config, name)))
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..data.templates import PromptTemplate
 from ..errors import ModelNotFound
+from ..models.model_config import context_length
 from .adapter_files import require_adapter
 from .lora_bank import LoraBank
 from .request import ModelRef
@@ -143,9 +144,8 @@ class ModelCache:
 
 
 def _context_length(model, tokenizer) -> int:
-    config = model.config
-    return int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-               or tokenizer.model_max_length or 2048)
+    """The config's context length; a config that states none falls back on the tokenizer's limit."""
+    return int(context_length(model.config.to_dict()) or tokenizer.model_max_length or 2048)
 
 
 __all__ = ["LoadedAdapter", "LoadedBase", "ModelCache"]

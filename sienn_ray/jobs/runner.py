@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from pathlib import Path
 
 import ray
 
 from .. import paths
+from ..inference.adapter_files import adapter_present
 from ..schemas.evaluation import EvaluationSummary
 from ..schemas.jobs import JobRecord, RunOutcome
 from .client import REGISTRY_NAME, RegistryClient
@@ -120,7 +120,7 @@ def outcome_of(metrics: dict, adapter_dir: str) -> RunOutcome:
     where = {"step": metrics.get("step"), "epoch": metrics.get("epoch"), "metrics": public}
     if metrics.get("stopped") == "cancelled":
         return RunOutcome(result="stopped", message="Stopped as asked", **where)
-    if not (Path(adapter_dir) / "adapter_config.json").exists():
+    if not adapter_present(adapter_dir):
         return RunOutcome(result="failed", message="Training ended without writing the adapter", **where)
     message = "Stopped early (no eval improvement)" if metrics.get("stopped") == "early_stopping" \
         else "Training completed"

@@ -119,40 +119,29 @@ def _hf_tokenizer(spec: EmbeddedSpec):
     )
 
 
+# Each architecture's config key for a spec field, then its fixed settings.
+_CONFIG_FIELDS = {
+    "gpt2": {"n_positions": "max_positions", "n_embd": "hidden_size", "n_layer": "num_layers",
+             "n_head": "num_heads", "n_inner": "intermediate_size"},
+    "llama": {"hidden_size": "hidden_size", "intermediate_size": "intermediate_size", "num_hidden_layers": "num_layers",
+              "num_attention_heads": "num_heads", "num_key_value_heads": "num_kv_heads", "head_dim": "head_dim",
+              "max_position_embeddings": "max_positions"},
+}
+_CONFIG_FIXED = {
+    # No dropout in the base: fine-tuning sets its own (LoRA dropout).
+    "gpt2": {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "architectures": ["GPT2LMHeadModel"]},
+    "llama": {"rms_norm_eps": 1e-5, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+              "tie_word_embeddings": False, "architectures": ["LlamaForCausalLM"]},
+}
+
+
 def _model_config(spec: EmbeddedSpec, eos_id: int, pad_id: int):
     from transformers import GPT2Config, LlamaConfig
 
-    ids = dict(bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id)
-    if spec.architecture == "gpt2":
-        return GPT2Config(
-            vocab_size=spec.vocab_size,
-            n_positions=spec.max_positions,
-            n_embd=spec.hidden_size,
-            n_layer=spec.num_layers,
-            n_head=spec.num_heads,
-            n_inner=spec.intermediate_size,
-            # No dropout in the base: fine-tuning sets its own (LoRA dropout).
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            architectures=["GPT2LMHeadModel"],
-            **ids,
-        )
-    return LlamaConfig(
-        vocab_size=spec.vocab_size,
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads,
-        num_key_value_heads=spec.num_kv_heads,
-        head_dim=spec.head_dim,
-        max_position_embeddings=spec.max_positions,
-        rms_norm_eps=1e-5,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-        tie_word_embeddings=False,
-        architectures=["LlamaForCausalLM"],
-        **ids,
-    )
+    config_class = {"gpt2": GPT2Config, "llama": LlamaConfig}[spec.architecture]
+    sizes = {key: getattr(spec, field) for key, field in _CONFIG_FIELDS[spec.architecture].items()}
+    return config_class(vocab_size=spec.vocab_size, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id,
+                        **sizes, **_CONFIG_FIXED[spec.architecture])
 
 
 def _write_model(spec: EmbeddedSpec, seed: int, folder: Path) -> None:

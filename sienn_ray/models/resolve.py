@@ -14,7 +14,6 @@ from ``config.json`` and the safetensors headers, never by loading the weights.
 from __future__ import annotations
 
 import json
-import struct
 from functools import lru_cache
 from math import prod
 from pathlib import Path
@@ -27,13 +26,13 @@ from ..paths import models_dir
 from ..settings import get_settings
 from .embedded import EMBEDDED_MODELS, ensure_toy_models
 from .gguf_import import cached_conversion, file_sha256
+from .model_config import context_length
 from .pretrained import PRETRAINED_MODELS, prepare_pretrained
 from .roots import escapes_roots, find_in_roots, inside_roots
+from .safetensors_files import checkpoint_files, read_header
 
 Source = Literal["embedded", "local", "gguf", "hf-cache"]
 _MAX_NAME_LEN = 1024
-# Keys different architectures use for the context length, most specific first.
-_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
 TOY_DESCRIPTION = "Random-weight {arch} test model for fast tests: it knows no language until fine-tuned."
 TOY_PROVENANCE = "Built locally by sienn-ray from a seed (no pretraining)."
 
@@ -190,41 +189,23 @@ def _model_facts(folder: str, config_mtime_ns: int) -> dict:
     if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise _not_found(folder, f"model_type {model_type!r} is not a causal language model transformers supports natively")
     architectures = config.get("architectures") or [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type]]
-    context = next((config[key] for key in _CONTEXT_KEYS if isinstance(config.get(key), int)), 0)
     return {
         "architecture": architectures[0],
         "model_type": model_type,
         "num_parameters": _count_parameters(path, config),
-        "max_position_embeddings": context,
+        "max_position_embeddings": context_length(config) or 0,  # 0: the config states none
     }
 
 
 def _count_parameters(folder: Path, config: dict) -> int:
     """Sum of tensor sizes in the safetensors headers; a tied lm_head counts once."""
-    files = _weight_files(folder)
+    files = checkpoint_files(folder)
     if not files:
         raise _not_found(str(folder), "it has no safetensors weights")
     tied = config.get("tie_word_embeddings", True)
     total = 0
     for file in files:
-        for tensor, shape in _safetensors_shapes(file).items():
+        for tensor, entry in read_header(file)[0].items():
             if not (tied and tensor == "lm_head.weight"):
-                total += prod(shape)
+                total += prod(entry["shape"])
     return total
-
-
-def _weight_files(folder: Path) -> list[Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
-        return [folder / name for name in sorted(set(weight_map.values()))]
-    single = folder / "model.safetensors"
-    return [single] if single.is_file() else []
-
-
-def _safetensors_shapes(file: Path) -> dict[str, list[int]]:
-    """Tensor name -> shape from the file's JSON header (8-byte length, then JSON)."""
-    with open(file, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
-    return {key: value["shape"] for key, value in header.items() if key != "__metadata__"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,7 +11,7 @@ from .common import Strict
 
 ExportFormat = Literal["pytorch", "gguf", "ollama"]
 Quantization = Literal["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "f16", "f32"]
-QUANTIZATIONS: tuple[str, ...] = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "f16", "f32")
+QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 DEFAULT_QUANTIZATION = "q8_0"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 MAX_NEW_TOKENS = 4096
 # What a request that names no limit gets (a ``/v1`` chat without max_tokens, or max_tokens null);
@@ -26,29 +26,16 @@ MAX_SEED = 2**53 - 1
 FinishReason = Literal["stop", "length"]
 
 
-def check_stops(stops: tuple[str, ...]) -> tuple[str, ...]:
-    """At most MAX_STOP_STRINGS non-empty strings of at most MAX_STOP_CHARS characters."""
-    if len(stops) > MAX_STOP_STRINGS:
-        raise ValueError(f"at most {MAX_STOP_STRINGS} stop strings")
-    if any(not s for s in stops):
-        raise ValueError("stop strings must not be empty")
-    if any(len(s) > MAX_STOP_CHARS for s in stops):
-        raise ValueError(f"stop strings must be at most {MAX_STOP_CHARS} characters")
-    return stops
-
-
 MaxNewTokens = Annotated[int, Field(ge=1, le=MAX_NEW_TOKENS)]
 Temperature = Annotated[float, Field(ge=0, le=2, description="0 means greedy")]
 TopP = Annotated[float, Field(gt=0, le=1)]
 TopK = Annotated[int, Field(ge=0, le=MAX_TOP_K, description="0 disables top-k")]
 RepetitionPenalty = Annotated[float, Field(gt=0, le=10)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="Same seed and parameters, same text")]
-# The limits are in the schema (so the OpenAPI document states them) and checked again by check_stops.
+# The limits live in the types alone: pydantic checks them, and the OpenAPI document states them.
 StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
-# Field before the validator: after it, pydantic would write the bound as maxLength, which an array ignores.
 StopStrings = Annotated[tuple[StopString, ...],
-                        Field(max_length=MAX_STOP_STRINGS, description="Strings that end the answer (excluded from it)"),
-                        AfterValidator(check_stops)]
+                        Field(max_length=MAX_STOP_STRINGS, description="Strings that end the answer (excluded from it)")]
 
 
 class SamplingParams(BaseModel):
@@ -69,4 +56,4 @@ DEFAULTS = SamplingParams()
 
 __all__ = ["DEFAULTS", "DEFAULT_MAX_NEW_TOKENS", "FinishReason", "MAX_NEW_TOKENS", "MAX_PROMPT_CHARS",
            "MaxNewTokens", "RepetitionPenalty", "SamplingParams", "Seed", "StopString", "StopStrings", "Temperature", "TopK",
-           "TopP", "check_stops"]
+           "TopP"]

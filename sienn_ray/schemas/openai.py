@@ -9,16 +9,16 @@ top-k); the value ranges are the engine's, from ``generation.py``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .generation import (
     MAX_STOP_STRINGS, FinishReason, MaxNewTokens, RepetitionPenalty, Seed, StopString, Temperature, TopK, TopP,
-    check_stops,
 )
 
 StopList = Annotated[list[StopString], Field(max_length=MAX_STOP_STRINGS)]
+Item = TypeVar("Item")
 
 
 def unsupported(**schema) -> Any:
@@ -50,12 +50,13 @@ class _OpenAIRequest(BaseModel):
     @field_validator("temperature", "top_p", mode="before")
     @classmethod
     def _null_is_default(cls, value, info):
-        return {"temperature": 1.0, "top_p": 1.0}[info.field_name] if value is None else value
+        return cls.model_fields[info.field_name].default if value is None else value
 
     @field_validator("stop")
     @classmethod
-    def _stops(cls, value: str | list[str] | None):
-        return list(check_stops((value,) if isinstance(value, str) else tuple(value or ())))
+    def _stops(cls, value: str | list[str] | None) -> list[str]:
+        """One string or a list (each already checked by its type), as a list."""
+        return [value] if isinstance(value, str) else list(value or ())
 
     @property
     def stop_list(self) -> list[str]:
@@ -164,11 +165,17 @@ class CompletionChoice(BaseModel):
     finish_reason: FinishReason | None
 
 
-class CompletionResponse(BaseModel):
+class _Answer(BaseModel):
+    """The head every completion answer and stream chunk starts with, in OpenAI's order."""
+
     id: str
-    object: Literal["text_completion"] = "text_completion"
+    object: str
     created: int
     model: str
+
+
+class CompletionResponse(_Answer):
+    object: Literal["text_completion"] = "text_completion"
     choices: list[CompletionChoice]
     usage: Usage | None = None
 
@@ -185,11 +192,8 @@ class ChatChoice(BaseModel):
     finish_reason: FinishReason
 
 
-class ChatCompletionResponse(BaseModel):
-    id: str
+class ChatCompletionResponse(_Answer):
     object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
     choices: list[ChatChoice]
     usage: Usage
 
@@ -206,11 +210,8 @@ class ChatChunkChoice(BaseModel):
     finish_reason: FinishReason | None = None
 
 
-class ChatCompletionChunk(BaseModel):
-    id: str
+class ChatCompletionChunk(_Answer):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
     choices: list[ChatChunkChoice]
     usage: Usage | None = None
 
@@ -222,6 +223,12 @@ class ModelCard(BaseModel):
     owned_by: str
 
 
-class ModelList(BaseModel):
+class OpenAIList(BaseModel, Generic[Item]):
+    """OpenAI's list envelope (``object`` "list", the items in ``data``); a paged list adds its cursors."""
+
     object: Literal["list"] = "list"
-    data: list[ModelCard]
+    data: list[Item]
+
+
+class ModelList(OpenAIList[ModelCard]):
+    """GET /v1/models."""

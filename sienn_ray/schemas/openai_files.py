@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from .openai import OpenAIList
+
 FilePurpose = Literal["fine-tune", "fine-tune-results"]
 
 
@@ -22,9 +24,7 @@ class FileObject(BaseModel):
     expires_at: int | None = None
 
 
-class FileList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[FileObject]
+class FileList(OpenAIList[FileObject]):
     first_id: str | None = None
     last_id: str | None = None
     has_more: bool

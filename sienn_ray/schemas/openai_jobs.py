@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, WrapValidator, model_val
 from pydantic_core import PydanticCustomError
 
 from .common import Strict
+from .openai import OpenAIList
 
 Auto = Literal["auto"]
 # OpenAI's limits where it states them (batch size, metadata); ours where the trainer's are wider.
@@ -158,9 +159,7 @@ class FineTuningJob(BaseModel):
     user_provided_suffix: str | None = None
 
 
-class FineTuningJobList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[FineTuningJob]
+class FineTuningJobList(OpenAIList[FineTuningJob]):
     has_more: bool
 
 
@@ -174,9 +173,7 @@ class FineTuningJobEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict, description="Our event's data, with its type as `event`")
 
 
-class FineTuningJobEventList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[FineTuningJobEvent]
+class FineTuningJobEventList(OpenAIList[FineTuningJobEvent]):
     has_more: bool
 
 
@@ -202,9 +199,7 @@ class FineTuningJobCheckpoint(BaseModel):
     step_number: int
 
 
-class FineTuningJobCheckpointList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[FineTuningJobCheckpoint]
+class FineTuningJobCheckpointList(OpenAIList[FineTuningJobCheckpoint]):
     has_more: bool
     first_id: str | None = None
     last_id: str | None = None

@@ -11,18 +11,13 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from ..models.model_config import context_length, read_model_config
 from ..schemas.jobs import TrainingConfig
 
 GPT2_TARGETS = ("c_attn", "c_proj", "c_fc")
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _LLAMA_FAMILY = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
                  "gemma3_text", "olmo", "olmo2", "granite", "cohere", "cohere2", "smollm3", "exaone4", "helium"}
-# Keys different architectures use for the context length, most specific first.
-_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
-
-
-def read_model_config(model_path: str | Path) -> dict:
-    return json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
 
 
 def has_chat_template(model_path: str | Path) -> bool:
@@ -34,11 +29,6 @@ def has_chat_template(model_path: str | Path) -> bool:
         return bool(json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template"))
     except (OSError, ValueError):
         return False
-
-
-def context_length(model_config: dict) -> int | None:
-    """The model's maximum sequence length from its config.json, if it states one."""
-    return next((model_config[k] for k in _CONTEXT_KEYS if isinstance(model_config.get(k), int)), None)
 
 
 @lru_cache(maxsize=32)

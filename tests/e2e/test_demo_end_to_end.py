@@ -98,7 +98,7 @@ def test_ollama_q8_0_export_answers_like_test_model(api_url, demo_job, tmp_path)
 
     from sienn_ray.data.demo import demo_records
     from sienn_ray.data.templates import PromptTemplate, render_prompt
-    from sienn_ray.export.modelfile import modelfile_prompt
+    from export.ollama_grammar import modelfile_prompt
 
     job_id = demo_job["job_id"]
     record = _export(api_url, job_id)

@@ -97,7 +97,7 @@ def exports(api_url, facts_job, tmp_path_factory) -> dict[str, Path]:
 def llama_cpp(exports) -> dict:
     """llama.cpp's chat completion on the q8_0 GGUF for every fact (and the Ollama prompts' tokens)."""
     pytest.importorskip("llama_cpp")
-    from sienn_ray.export.modelfile import modelfile_prompt
+    from export.ollama_grammar import modelfile_prompt
 
     folder = exports["ollama"]
     modelfile = (folder / "Modelfile").read_text(encoding="utf-8")

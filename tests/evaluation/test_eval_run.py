@@ -9,7 +9,7 @@ import pytest
 from sienn_ray.data.demo import demo_records
 from sienn_ray.evaluation.record import evaluate_and_record
 from sienn_ray.evaluation.reports import read_report
-from sienn_ray.evaluation.run import run_evaluation
+from sienn_ray.evaluation.run import input_problems, run_evaluation
 from sienn_ray.schemas.common import new_id
 from sienn_ray.schemas.evaluation import EvaluationSpec
 
@@ -140,3 +140,10 @@ def test_failures_are_recorded_with_their_reason_not_raised(gpt2_path, random_ad
     summary = evaluate_and_record(beyond)
     assert summary.status == "failed" and "no rows [999]" in summary.error
     assert read_report(beyond.job_id).status == "failed"
+
+
+def test_an_adapter_without_weights_is_an_input_problem(gpt2_path, demo_file, tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "template.json").write_text("{}")
+    assert input_problems(_spec(gpt2_path, str(tmp_path), demo_file)) == [
+        f"the job's adapter is incomplete (adapter_config.json or its weights not found in {tmp_path})"]

@@ -5,12 +5,15 @@
 a complete quoted string; non-printable runes other than space, tab and
 newlines are dropped); ``validate_modelfile`` adds the checks ``ollama create``
 makes (known commands, known PARAMETER names and value types) and ours (no
-ADAPTER, FROM a relative path to an existing file).
+ADAPTER, FROM a relative path to an existing file); ``modelfile_prompt`` is
+the text Ollama would send the model for one prompt.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from sienn_ray.export.prompt_formats import render_go_template
 
 COMMANDS = {"from", "license", "template", "system", "adapter", "draft", "renderer", "parser", "parameter",
             "message", "requires"}
@@ -119,3 +122,13 @@ def validate_modelfile(text: str, folder: Path) -> dict[str, list[str]]:
     if not source.startswith("./") or not (folder / source).is_file():
         raise ModelfileError(f"FROM {source!r} is not a relative path to an existing file")
     return out
+
+
+def modelfile_prompt(text: str, prompt: str, system: str | None = None) -> str:
+    """The exact text Ollama sends the model for ``prompt`` (``ollama run``, /api/generate) under this
+    Modelfile, with its SYSTEM unless ``system`` is given: TEMPLATE as this parser reads it, rendered by
+    sienn-ray's Go-template renderer."""
+    commands = dict(parse_modelfile(text))
+    system = commands.get("system", "") if system is None else system
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    return render_go_template(commands["template"], prompt=prompt, system=system, messages=messages)

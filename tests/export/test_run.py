@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from export_testkit import ANSWER, PROMPT, TEMPLATE
-from ollama_grammar import validate_modelfile
+from ollama_grammar import modelfile_prompt, validate_modelfile
 from sienn_ray.data.templates import PromptTemplate
 from sienn_ray.errors import BadRequest
-from sienn_ray.export.modelfile import modelfile_prompt
 from sienn_ray.export.run import (
     ExportTask, estimate_seconds, export_formats, export_problems, resolve_quantization, run_export,
 )

@@ -49,6 +49,7 @@ def test_find_export_matches_format_and_quantization(tmp_path):
 
 def test_a_runs_outcome_comes_from_its_last_metrics(tmp_path):
     (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"")
     done = outcome_of({"step": 12, "epoch": 3, "stopped": "early_stopping", "train_loss": 0.5}, str(tmp_path))
     assert (done.result, done.step, done.epoch, done.metrics) == ("finished", 12, 3, {"train_loss": 0.5})
     assert done.message.startswith("Stopped early")
