@@ -12,7 +12,7 @@ plain FastAPI app under plain uvicorn (bench/plain_app.py, the same FastAPI) and
 our own app under plain uvicorn, so the Serve tier's share is visible. Then the
 inference queue is filled and ``/api/test-model`` must answer 503 + Retry-After at
 once. ``--profile`` samples the Serve proxy and the ingress replica with py-spy
-during a second status run and prints where their CPU time goes. ``--ingress``
+during a second run of the first phase and prints where their CPU time goes. ``--ingress``
 picks who answers the HTTP port (SIENN_SERVE_INGRESS): HAProxy straight to the
 replica (the default) or Serve's Python proxy actor, to compare the two. Rate
 limits stay on, at a limit the load cannot reach (capacity is measured).
@@ -153,8 +153,9 @@ def measure(api: str, job_id: str, args) -> dict:
         phases = {name: with_cpu(pids, lambda: run_wrk(api, paths[name], **load)) for name in args.phases.split(",")}
         profile = None
         if args.profile:
-            sampler = threading.Thread(target=lambda: phases.__setitem__("status_profiled", run_wrk(
-                api, [status_path], **load)))
+            first = args.phases.split(",")[0]  # the phase profiled again: the first one asked for
+            sampler = threading.Thread(target=lambda: phases.__setitem__(f"{first}_profiled", run_wrk(
+                api, paths[first], **load)))
             sampler.start()
             profile = profile_pids({k: v for k, v in pids.items() if k != "haproxy"}, max(args.seconds - 5, 5))
             sampler.join()
