@@ -93,11 +93,6 @@ class TorchStepper:
         if rank == 0:
             self.peft_model.save_pretrained(str(folder), safe_serialization=True)
 
-    @contextlib.contextmanager
-    def full_weights(self):
-        """The trainable weights, whole, on every rank (they already are)."""
-        yield
-
 
 class DeepSpeedStepper:
     """DeepSpeed ZeRO 0-3 over the LoRA parameters (frozen base weights stay out of checkpoints)."""
