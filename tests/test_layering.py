@@ -39,7 +39,8 @@ def test_pure_modules_import_with_ray_unimportable():
             "sienn_ray.services.openai_ids", "sienn_ray.services.openai_auto", "sienn_ray.services.openai_views",
             "sienn_ray.services.openai_files", "sienn_ray.services.openai_fine_tuning",
             "sienn_ray.services.openai_models", "sienn_ray.services.checkpoints", "sienn_ray.train.evaluate",
-            "sienn_ray.train.hooks"} <= set(modules)
+            "sienn_ray.train.hooks", "sienn_ray.train.checkpoints", "sienn_ray.train.collectives",
+            "sienn_ray.train.early_stopping", "sienn_ray.train.progress", "sienn_ray.train.loop"} <= set(modules)
     code = (
         "import sys\n"
         "class Block:\n"
