@@ -15,7 +15,7 @@ from .. import paths
 from ..models.atomic import build_dir
 from .collectives import Collectives
 from .early_stopping import Weights
-from .engine import ADAPTER_SUBDIR
+from .steppers import ADAPTER_SUBDIR
 from .hooks import Hooks
 from .state import TrainState, load_best_weights, restore_rng, save_best_weights
 

@@ -31,7 +31,7 @@ from ..data.templates import template_for
 from .checkpoints import Checkpoints
 from .collectives import Collectives
 from .early_stopping import EarlyStopping
-from .engine import DeepSpeedStepper, TorchStepper
+from .steppers import DeepSpeedStepper, TorchStepper
 from .evaluate import NO_EVAL, EvalResult, eval_pass
 from .hooks import Hooks
 from .inputs import fill_to, load_shard, plan_rows, silenced
