@@ -99,11 +99,11 @@ def _timed(fn) -> tuple[float, float]:
 def child_export(base: Path, adapter: Path, quant: str, out: Path) -> dict:
     import psutil
 
-    from sienn_ray.export.run import ExportTask, run_export
+    from sienn_ray.export.run import ExportSpec, run_export
 
     job = {"job_id": "job_00000000000000aa", "model_name": "bench-llama", "dataset_id": "ds_00000000000000bb",
            "config": {}, "metrics": {}}
-    task = ExportTask(export_id="exp_00000000000000cc", job_id=job["job_id"], format="gguf", quantization=quant,
+    task = ExportSpec(export_id="exp_00000000000000cc", job_id=job["job_id"], format="gguf", quantization=quant,
                       base_dir=str(base), adapter_dir=str(adapter), out_dir=str(out), job=job)
     baseline = psutil.Process().memory_info().rss
     cold = _timed(lambda: run_export(task))

@@ -252,7 +252,7 @@ def ours_useful_tokens_per_second(model_path: str, examples, packing: bool) -> f
 
     from sienn_ray.data.packing import collate, epoch_batches
     from sienn_ray.schemas.jobs import TrainingConfig
-    from sienn_ray.train.engine import TorchStepper
+    from sienn_ray.train.steppers import TorchStepper
     from sienn_ray.train.model import batch_loss, load_lora_model
 
     torch.set_num_threads(THREADS)

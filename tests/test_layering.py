@@ -12,7 +12,7 @@ import sienn_ray
 RAY_GLUE = ("sienn_ray.api", "sienn_ray.jobs.registry", "sienn_ray.jobs.runner", "sienn_ray.jobs.cluster",
             "sienn_ray.jobs.placement_groups",
             "sienn_ray.jobs.client", "sienn_ray.jobs.calibration", "sienn_ray.services.connect", "sienn_ray.train.launch", "sienn_ray.train.worker", "sienn_ray.train.report",
-            "sienn_ray.inference.deployment", "sienn_ray.export.task", "sienn_ray.cli", "sienn_ray.ops",
+            "sienn_ray.inference.deployment", "sienn_ray.export.ray_task", "sienn_ray.cli", "sienn_ray.ops",
             "sienn_ray.__main__", "sienn_ray.evaluation.task")
 
 
@@ -27,7 +27,8 @@ def _pure_modules() -> list[str]:
 def test_pure_modules_import_with_ray_unimportable():
     modules = _pure_modules()
     assert "sienn_ray.data.templates" in modules and "sienn_ray.store.writer" in modules
-    assert {"sienn_ray.jobs.core", "sienn_ray.jobs.lifecycle", "sienn_ray.jobs.queue", "sienn_ray.services.submit",
+    assert {"sienn_ray.jobs.core", "sienn_ray.jobs.records", "sienn_ray.jobs.lifecycle", "sienn_ray.jobs.queue",
+            "sienn_ray.services.submit",
             "sienn_ray.services.control", "sienn_ray.services.exports", "sienn_ray.store.reader"} <= set(modules)
     assert "sienn_ray.evaluation.run" in modules and "sienn_ray.evaluation.metrics" in modules
     assert {"sienn_ray.auth.keys", "sienn_ray.auth.resolver", "sienn_ray.auth.rate_limits", "sienn_ray.auth.quotas",
@@ -40,7 +41,8 @@ def test_pure_modules_import_with_ray_unimportable():
             "sienn_ray.services.openai_ids", "sienn_ray.services.openai_auto", "sienn_ray.services.openai_views",
             "sienn_ray.services.openai_files", "sienn_ray.services.openai_fine_tuning",
             "sienn_ray.services.openai_models", "sienn_ray.services.checkpoints", "sienn_ray.train.evaluate",
-            "sienn_ray.train.hooks"} <= set(modules)
+            "sienn_ray.train.hooks", "sienn_ray.train.checkpoints", "sienn_ray.train.collectives",
+            "sienn_ray.train.early_stopping", "sienn_ray.train.progress", "sienn_ray.train.loop"} <= set(modules)
     code = (
         "import sys\n"
         "class Block:\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..data.templates import TEMPLATE_FILE, PromptTemplate
 from ..data.tokenize import tokenize_example
-from ..inference.adapter_files import adapter_present
+from ..models.lora_adapter import adapter_present
 from ..models.model_config import context_length, read_model_config
 from ..schemas.common import utcnow
 from ..schemas.evaluation import EvaluationReport, EvaluationRow, EvaluationSpec

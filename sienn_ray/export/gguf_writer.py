@@ -3,8 +3,8 @@
 The file is written in two passes over the tensor list: first every tensor's
 name, shape and type (known from the checkpoint headers without loading), so the
 header can be written; then each tensor is loaded, merged, converted to
-llama.cpp's layout and quantized in row chunks straight into the file. Peak
-memory is about one float32 tensor, whatever the model's size.
+llama.cpp's layout, quantized in row chunks and handed to ``GGUFWriter.write_tensor_data``.
+Peak memory is about one float32 tensor (plus its quantized bytes), whatever the model's size.
 
 Types follow llama.cpp's converter: 1-D tensors, norms, biases and position
 embeddings stay F32 (llama.cpp aborts on quantized ones at evaluation); a
@@ -127,13 +127,24 @@ def write_gguf(path: Path, weights: WeightSource, config: dict, tokenizer: Token
 
 
 def _write_tensor(writer: gguf.GGUFWriter, item: PlannedTensor, weights: WeightSource) -> None:
+    """Convert and quantize one tensor, in row chunks, into one buffer that ``GGUFWriter`` writes."""
     data = item.rule.apply(weights.get(item.source))
     if data.shape != item.shape:
         raise ValueError(f"{item.source}: expected shape {item.shape}, got {data.shape}")
-    fout = writer.fout[0]
-    writer.write_padding(fout, fout.tell())
+    if item.qtype == Q.F32:
+        writer.write_tensor_data(data.astype(np.float32, copy=False))
+        return
+    # Row chunks bound quantize's temporaries; the buffer is the tensor's size in its GGML type
+    # (a quarter of the float32 data for q8_0, an eighth for q4_0), so the peak stays about one tensor.
     rows = data.reshape(-1, data.shape[-1]) if data.ndim > 1 else data.reshape(1, -1)
     step = max(1, CHUNK_ELEMENTS // rows.shape[1])
+    if rows.shape[0] <= step:  # one chunk: no buffer to copy into
+        writer.write_tensor_data(gguf.quants.quantize(rows, item.qtype))
+        return
+    out = np.empty(item.nbytes, dtype=np.uint8)
+    done = 0
     for start in range(0, rows.shape[0], step):
-        gguf.quants.quantize(rows[start:start + step], item.qtype).tofile(fout)
-    writer.write_padding(fout, item.nbytes)
+        chunk = gguf.quants.quantize(rows[start:start + step], item.qtype).reshape(-1).view(np.uint8)
+        out[done:done + chunk.size] = chunk
+        done += chunk.size
+    writer.write_tensor_data(out)

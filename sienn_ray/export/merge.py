@@ -21,7 +21,6 @@ from typing import Protocol
 
 import numpy as np
 
-from ..models.lora_adapter import ADAPTER_CONFIG  # noqa: F401 - export/run.py imports it from here
 from ..models.lora_adapter import ADAPTER_WEIGHTS, NotPlainLora, lora_pairs, lora_scaling, read_adapter_config
 from ..models.safetensors_files import checkpoint_files, read_header
 

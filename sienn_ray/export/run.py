@@ -2,13 +2,13 @@
 
 ``export_problems`` runs in the API before any work (it reads only small JSON
 files); ``run_export`` runs on a cluster worker (``task.py``) and returns the
-files it wrote with their sizes and sha256.
+files it wrote with their sizes and sha256. ``ExportSpec`` is what a worker gets;
+``ray_task.py`` is the Ray task that runs it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 from collections.abc import Callable
@@ -18,10 +18,12 @@ from pydantic import BaseModel, ConfigDict
 
 from ..data.templates import PromptTemplate
 from ..errors import BadRequest
+from ..models.lora_adapter import adapter_present
+from ..models.atomic import replace_dir
 from ..schemas.exports import DEFAULT_QUANTIZATION, QUANTIZATIONS, ExportFile, ExportFormatInfo, ExportFormats
 from . import gguf_arch
 from .gguf_writer import write_gguf
-from .merge import ADAPTER_CONFIG, copy_adapter, load_json, merged_weights, save_merged_model
+from .merge import copy_adapter, load_json, merged_weights, save_merged_model
 from .model_card import model_card
 from .modelfile import build_modelfile
 from .prompt_formats import TemplateNotSupported, gguf_chat_template, ollama_template
@@ -37,8 +39,8 @@ _STARTUP_SECONDS = 10.0  # scheduling the task and its imports
 Progress = Callable[[str], None]
 
 
-class ExportTask(BaseModel):
-    """Everything a worker needs to run one export; crosses to the worker as a plain dict."""
+class ExportSpec(BaseModel):
+    """Everything a worker needs to run one export; crosses to the Ray task as a plain dict."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -84,8 +86,8 @@ def resolve_quantization(fmt: str, quantization: str | None) -> str | None:
 def export_problems(fmt: str, base_dir: Path, adapter_dir: Path) -> list[str]:
     """Every reason this job cannot be exported in ``fmt`` (empty when it can)."""
     base_dir, adapter_dir = Path(base_dir), Path(adapter_dir)
-    if not (adapter_dir / ADAPTER_CONFIG).is_file():
-        return [f"the job's adapter is missing ({ADAPTER_CONFIG} not found)"]
+    if not adapter_present(adapter_dir):
+        return ["the job's adapter is missing (adapter_config.json or its weights not found)"]
     if not (base_dir / "config.json").is_file():
         return ["the job's base model is missing (config.json not found)"]
     if fmt not in QUANTIZED_FORMATS:
@@ -117,13 +119,13 @@ def tokenizer_dir(base_dir: Path, adapter_dir: Path) -> Path:
     return adapter_dir if (Path(adapter_dir) / "tokenizer.json").is_file() else Path(base_dir)
 
 
-def export_title(task: ExportTask) -> str:
+def export_title(task: ExportSpec) -> str:
     """A file-name-safe name like ``sienn-tiny-llama-job_3f9a0c1d``."""
     base = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(task.job["model_name"]).name).strip("-.").lower() or "model"
     return f"{base}-{task.job_id}"
 
 
-def run_export(task: ExportTask, progress: Progress | None = None) -> list[ExportFile]:
+def run_export(task: ExportSpec, progress: Progress | None = None) -> list[ExportFile]:
     """Write the export into ``task.out_dir`` (replacing it whole) and describe its files."""
     out = Path(task.out_dir)
     tmp = out.parent / f".{out.name}.{task.export_id}.tmp"
@@ -132,13 +134,13 @@ def run_export(task: ExportTask, progress: Progress | None = None) -> list[Expor
     try:
         _write(task, tmp, progress or (lambda _msg: None))
         files = describe_files(tmp)
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return files
 
 
-def _write(task: ExportTask, folder: Path, progress: Progress) -> None:
+def _write(task: ExportSpec, folder: Path, progress: Progress) -> None:
     base_dir, adapter_dir = Path(task.base_dir), Path(task.adapter_dir)
     template = PromptTemplate.load(adapter_dir)
     title = export_title(task)
@@ -178,14 +180,3 @@ def describe_files(folder: Path) -> list[ExportFile]:
                               sha256=digest.hexdigest()))
     return out
 
-
-def _replace_dir(src: Path, dest: Path) -> None:
-    """Move ``src`` to ``dest``, swapping out an older ``dest`` so readers never see half a folder."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(dest, old)
-    os.rename(src, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

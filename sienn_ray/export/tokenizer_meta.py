@@ -5,10 +5,15 @@ with types, the BPE merges, the special ids, whether BOS/EOS are added, and the
 name of the pre-tokenizer (a regex it hard-codes per name). We support byte-level
 BPE tokenizers whose pre-tokenizer we can name exactly; anything else is refused
 up front rather than written as a file that tokenizes differently.
+
+The merges and the special token ids are read and written by gguf-py's
+``SpecialVocab``, as llama.cpp's own converter does; the token list, the
+pre-tokenizer name and whether BOS/EOS are added are ours (see ``read_tokenizer``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +21,8 @@ from pathlib import Path
 import gguf
 
 TOKENIZER_FILE = "tokenizer.json"
+# The special tokens an export names (llama.cpp's converter also looks for sep/cls/mask, which a causal LM lacks).
+SPECIAL_TOKEN_TYPES = ("bos", "eos", "pad", "unk")
 
 # HF pre-tokenizer regexes llama.cpp knows by name (convert_hf_to_gguf's "tokenizer.ggml.pre"):
 # Llama 3 splits digits in runs of up to three, Qwen2 one by one.
@@ -50,13 +57,12 @@ def hf_pre_tokenizer(pre: str) -> dict | None:
 
 @dataclass
 class TokenizerMeta:
+    """The tokenizer as GGUF metadata: ``special`` carries the merges, the special ids and the BOS/EOS flags."""
+
     pre: str
     tokens: list[str]
     token_types: list[int]
-    merges: list[str]
-    special_ids: dict[str, int]
-    add_bos: bool
-    add_eos: bool
+    special: gguf.SpecialVocab
 
 
 def _load_json(tokenizer_dir: Path) -> dict:
@@ -127,36 +133,17 @@ def read_tokenizer(tokenizer_dir: Path, vocab_size: int) -> TokenizerMeta:
         else:
             tokens.append(by_id[i])
             types.append(gguf.TokenType.NORMAL)
-    special_ids = _special_ids(tokenizer_dir, tok)
+    special = gguf.SpecialVocab(tokenizer_dir, load_merges=True, special_token_types=SPECIAL_TOKEN_TYPES,
+                                n_vocab=vocab_size)
+    ids = special.special_token_ids
+    # Whether BOS/EOS are added is measured by encoding with the tokenizer itself: SpecialVocab guesses it
+    # from tokenizer_config.json or a "crude parsing" (its words) of the post-processor.
     plain = tok.encode("a", add_special_tokens=False).ids
     full = tok.encode("a", add_special_tokens=True).ids
-    add_bos = len(full) > len(plain) and full[0] == special_ids.get("bos")
-    add_eos = len(full) > len(plain) and full[-1] == special_ids.get("eos")
-    return TokenizerMeta(pre=pre, tokens=tokens, token_types=[int(t) for t in types], merges=_merges(spec),
-                         special_ids=special_ids, add_bos=add_bos, add_eos=add_eos)
-
-
-def _special_ids(tokenizer_dir: Path, tok) -> dict[str, int]:
-    """bos/eos/pad/unk ids named by ``tokenizer_config.json`` (as strings or AddedToken dicts)."""
-    path = tokenizer_dir / "tokenizer_config.json"
-    config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    ids = {}
-    for kind in ("bos", "eos", "pad", "unk"):
-        entry = config.get(f"{kind}_token")
-        content = entry.get("content") if isinstance(entry, dict) else entry
-        token_id = tok.token_to_id(content) if isinstance(content, str) else None
-        if token_id is not None:
-            ids[kind] = token_id
-    return ids
-
-
-def _merges(spec: dict) -> list[str]:
-    merges = (spec.get("model") or {}).get("merges") or []
-    if merges and not isinstance(merges[0], str):
-        # transformers >= 4.45 writes pairs; llama.cpp reads "left right" with spaces shifted by 256.
-        merges = [" ".join("".join(chr(ord(c) + 256) if c == " " else c for c in part) for part in pair)
-                  for pair in merges]
-    return list(merges)
+    special.add_special_token = {"bos": len(full) > len(plain) and full[0] == ids.get("bos"),
+                                 "eos": len(full) > len(plain) and full[-1] == ids.get("eos")}
+    special.chat_template = None  # the base's; an export writes the job's own (add_tokenizer)
+    return TokenizerMeta(pre=pre, tokens=tokens, token_types=[int(t) for t in types], special=special)
 
 
 def add_tokenizer(writer: gguf.GGUFWriter, meta: TokenizerMeta, chat_template: str | None) -> None:
@@ -165,10 +152,6 @@ def add_tokenizer(writer: gguf.GGUFWriter, meta: TokenizerMeta, chat_template: s
     writer.add_tokenizer_pre(meta.pre)
     writer.add_token_list(meta.tokens)
     writer.add_token_types(meta.token_types)
-    writer.add_token_merges(meta.merges)
-    for kind, token_id in meta.special_ids.items():
-        getattr(writer, f"add_{kind}_token_id")(token_id)
-    writer.add_add_bos_token(meta.add_bos)
-    writer.add_add_eos_token(meta.add_eos)
-    if chat_template:
-        writer.add_chat_template(chat_template)
+    special = copy.copy(meta.special)
+    special.chat_template = chat_template or None
+    special.add_to_gguf(writer, quiet=True)

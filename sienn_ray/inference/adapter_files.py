@@ -1,19 +1,11 @@
-"""Whether a folder holds a PEFT adapter we can serve: the one check every caller uses. Plain Python, no Ray."""
+"""An adapter folder for serving: present (``models/lora_adapter.adapter_present``) or a 404 naming the model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import ModelNotFound
-from ..models.lora_adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-
-
-def adapter_present(folder: str | Path | None) -> bool:
-    """True when ``folder`` has an adapter config and adapter weights (two stats, no reading)."""
-    if not folder:
-        return False
-    folder = Path(folder)
-    return (folder / ADAPTER_CONFIG).is_file() and any((folder / name).is_file() for name in ADAPTER_WEIGHTS)
+from ..models.lora_adapter import adapter_present
 
 
 def require_adapter(folder: str | Path | None, model_id: str) -> Path:
@@ -23,4 +15,4 @@ def require_adapter(folder: str | Path | None, model_id: str) -> Path:
     return Path(folder)
 
 
-__all__ = ["adapter_present", "require_adapter"]
+__all__ = ["require_adapter"]

@@ -1,8 +1,11 @@
 """The registry's operations: the one writer of every record, the job queue and the runner leases.
 
-Plain Python over a ``Store`` and a ``Cluster`` port, so every rule is tested
-without Ray; ``registry.py`` runs one ``RegistryCore`` in a named actor, which
-Ray restarts if it dies. Each operation persists before it returns.
+``RegistryCore`` owns every record the platform keeps: the jobs (here: the
+queue, leases, progress, stops), and through ``RecordOperations``
+(``records.py``) the datasets, exports, API keys and the audit trail. Plain
+Python over a ``Store`` and a ``Cluster`` port, so every rule is tested without
+Ray; ``registry.py`` runs one ``RegistryCore`` in a named actor, which Ray
+restarts if it dies. Each operation persists before it returns.
 
 Leases: a runner is launched holding a lease with a fencing token (one more
 than the last granted). It renews the lease with heartbeats; rank 0's reports
@@ -20,28 +23,15 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from ..auth.quotas import check_queued, check_storage
-from ..errors import (
-    DatasetInUse,
-    DatasetNotFound,
-    ExportNotFound,
-    InsufficientStorage,
-    JobNotFound,
-    JobStateConflict,
-    KeyExists,
-    KeyNotFound,
-    ResourcesUnavailable,
-    StorageUnavailable,
-)
-from ..schemas.auth import ApiKeyRecord, AuditEntry, Quota
+from ..auth.quotas import check_queued
+from ..errors import InsufficientStorage, JobNotFound, JobStateConflict, ResourcesUnavailable, StorageUnavailable
 from ..schemas.common import utcnow
-from ..schemas.datasets import DatasetRecord
-from ..schemas.exports import ExportRecord
 from ..schemas.jobs import JobPhase, JobRecord, JobStatus, LossPoint, RunOutcome, StopKind
 from ..store import Store
 from . import lifecycle
 from .policy import Cluster, ControlPolicy
 from .queue import Capacity, job_needs, minus, plan_launches
+from .records import RecordOperations
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +44,8 @@ def runner_name(job_id: str, token: int) -> str:
     return f"sienn-runner-{job_id}-{token}"
 
 
-class RegistryCore:
-    """Every dataset, job, event and export record; the queue; the leases."""
+class RegistryCore(RecordOperations):
+    """Every dataset, job, event, export, API key and audit record; the queue; the leases."""
 
     def __init__(self, store: Store, cluster: Cluster, policy: ControlPolicy | None = None,
                  clock: Callable[[], datetime] = utcnow):
@@ -72,29 +62,6 @@ class RegistryCore:
 
     def ping(self) -> dict:
         return {"ok": self.store.ping(), "started_at": self.started_at.isoformat()}
-
-    # datasets
-    def put_dataset(self, rec: DatasetRecord, storage_quota: int | None = None) -> DatasetRecord:
-        """Store a dataset record; the same id again returns the record already stored. With a storage
-        quota, a record that would take its tenant past it is refused (429), here, where uploads are serialized."""
-        existing = self.store.get_dataset(rec.dataset_id)
-        if existing is not None:
-            return existing
-        if storage_quota is not None:
-            check_storage(Quota(storage_bytes=storage_quota), self.store.storage_used(rec.tenant), rec.size_bytes)
-        self.store.put_dataset(rec)
-        return rec
-
-    def get_dataset(self, dataset_id: str) -> DatasetRecord:
-        return self._dataset(dataset_id, None)
-
-    def delete_dataset(self, dataset_id: str, tenant: str | None = None) -> DatasetRecord:
-        rec = self._dataset(dataset_id, tenant)
-        users = self.store.unfinished_jobs_for_dataset(dataset_id)
-        if users:
-            raise DatasetInUse(f"Dataset {dataset_id} is used by unfinished job(s): {', '.join(users)}", jobs=users)
-        self.store.delete_dataset(dataset_id)
-        return rec
 
     # jobs: submission
     def submit_job(self, rec: JobRecord, queued_quota: int | None = None) -> JobRecord:
@@ -255,39 +222,6 @@ class RegistryCore:
         self._schedule()
         return self.get_job(job_id)
 
-    # exports
-    def put_export(self, rec: ExportRecord) -> ExportRecord:
-        rec.updated_at = self.clock()
-        self.store.put_export(rec)
-        return rec
-
-    def update_export(self, export_id: str, fields: dict) -> ExportRecord:
-        rec = self.store.get_export(export_id)
-        if rec is None:
-            raise ExportNotFound(f"Export {export_id} not found")
-        return self.put_export(ExportRecord.model_validate(rec.model_dump() | fields))
-
-    # API keys and the audit trail
-    def create_key(self, rec: ApiKeyRecord) -> ApiKeyRecord:
-        """Store a new key (its hash); a name is never reused, not even after its key is revoked."""
-        if self.store.get_key_by_name(rec.name) is not None:
-            raise KeyExists(f"An API key named {rec.name!r} exists already (names are never reused)")
-        self.store.put_key(rec)
-        return rec
-
-    def revoke_key(self, name: str) -> ApiKeyRecord:
-        rec = self.store.get_key_by_name(name)
-        if rec is None:
-            raise KeyNotFound(f"No API key named {name!r}")
-        if rec.revoked_at is None:
-            rec.revoked_at = self.clock()
-            self.store.put_key(rec)
-        return rec
-
-    def add_audit(self, entries: list[AuditEntry]) -> int:
-        self.store.add_audit(entries)
-        return len(entries)
-
     # the clock: leases, stop deadlines, the queue
     def tick(self) -> list[dict]:
         """Expire silent leases, force overdue stops, launch what fits; returns what it did."""
@@ -410,10 +344,3 @@ class RegistryCore:
         if rec is None:
             raise JobNotFound(f"Job {job_id} not found")
         return rec
-
-    def _dataset(self, dataset_id: str, tenant: str | None) -> DatasetRecord:
-        rec = self.store.get_dataset(dataset_id, tenant)
-        if rec is None:
-            raise DatasetNotFound(f"Dataset {dataset_id} not found")
-        return rec
-

@@ -16,7 +16,7 @@ import threading
 import ray
 
 from .. import paths
-from ..inference.adapter_files import adapter_present
+from ..models.lora_adapter import adapter_present
 from ..schemas.evaluation import EvaluationSummary
 from ..schemas.jobs import JobRecord, RunOutcome
 from .client import REGISTRY_NAME, RegistryClient

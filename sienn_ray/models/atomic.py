@@ -55,6 +55,7 @@ def replace_dir(src: Path, dest: Path) -> None:
     old = None
     if dest.exists():
         old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)  # left by a killed run whose pid this process now has
         os.rename(dest, old)
     os.rename(src, dest)
     if old is not None:

@@ -23,6 +23,16 @@ LORA_KEY = re.compile(r"(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight")
 # PEFT's defaults for a config that leaves them out.
 _DEFAULT_R, _DEFAULT_ALPHA = 8, 8
 
+
+def adapter_present(folder: str | Path | None) -> bool:
+    """True when ``folder`` has an adapter config and adapter weights (two stats, no reading): the one
+    "is the adapter there" check of training, evaluation, inference and export."""
+    if not folder:
+        return False
+    folder = Path(folder)
+    return (folder / ADAPTER_CONFIG).is_file() and any((folder / name).is_file() for name in ADAPTER_WEIGHTS)
+
+
 T = TypeVar("T")
 
 

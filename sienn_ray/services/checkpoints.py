@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import paths
-from ..inference.adapter_files import adapter_present
+from ..models.lora_adapter import adapter_present
 from ..schemas.jobs import JobRecord
 from .context import Services
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..export.task import launch_export
+from ..export.ray_task import launch_export
 from ..jobs.calibration import launch_calibration
 from ..jobs.registry import connect_registry
 from ..settings import get_settings

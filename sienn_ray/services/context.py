@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..store import ReadStore
 
 if TYPE_CHECKING:  # the client imports Ray; the services only call it
-    from ..export.run import ExportTask
+    from ..export.run import ExportSpec
     from ..jobs.client import RegistryClient
 
 
@@ -21,6 +21,6 @@ def _nothing(*_args) -> None:
 class Services:
     registry: RegistryClient
     reader: ReadStore
-    launch_export: Callable[[ExportTask], None] = _nothing
+    launch_export: Callable[[ExportSpec], None] = _nothing
     launch_calibration: Callable[[str], None] = _nothing  # measure a base model's throughput, off the API
     inference: Any = None  # the inference deployment's Serve handle (None where it is not deployed)

@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import paths
 from ..auth.quotas import check_storage
 from ..errors import ExportFailed, ExportInProgress, JobStateConflict, ModelNotFound
-from ..export.run import QUANTIZED_FORMATS, ExportTask, estimate_seconds, export_problems, resolve_quantization
+from ..export.run import QUANTIZED_FORMATS, ExportSpec, estimate_seconds, export_problems, resolve_quantization
 from ..schemas.common import format_duration, new_id, utcnow
 from ..schemas.exports import ExportList, ExportRecord, ExportRequest
 from ..schemas.jobs import JobStatus
@@ -54,7 +54,7 @@ async def start_export(services: Services, principal: Principal, job_id: str, re
         download_url=download_url(job.job_id, req.format, quantization), estimated_time=format_duration(seconds),
         created_at=now, updated_at=now,
     ))
-    task = ExportTask(
+    task = ExportSpec(
         export_id=rec.export_id, job_id=job.job_id, format=req.format, quantization=quantization,
         base_dir=str(job.model_path), adapter_dir=str(adapter_dir),
         out_dir=str(paths.export_dir(job.job_id, req.format, quantization)),

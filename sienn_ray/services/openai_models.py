@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import JobNotFound, JobStateConflict, ModelNotFound
-from ..inference.adapter_files import adapter_present
+from ..models.lora_adapter import adapter_present
 from ..schemas.jobs import JobStatus
 from . import openai_ids as ids
 from .context import Services

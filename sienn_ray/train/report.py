@@ -61,7 +61,6 @@ class ProgressReporter:
         self._pending_answer = None
         self._ticked = False
         self.cancel_requested = False
-        self.reports_sent = 0
 
     def due(self) -> bool:
         """Whether a throttled report would be sent now (at most one per ``min_interval_s``)."""
@@ -89,7 +88,6 @@ class ProgressReporter:
             self._pending_answer = ref
         if point is not None:
             self._journal("loss_point", point, self._call("add_loss_point", point))
-        self.reports_sent += 1
 
     def event(self, type: str, data: dict | None = None) -> None:
         data = data or {}

@@ -17,7 +17,7 @@ from jobs_fakes import FakeCluster  # noqa: E402
 from sienn_ray.api.deps import get_principal, get_services  # noqa: E402
 from sienn_ray.api.errors import install_error_handlers  # noqa: E402
 from sienn_ray.api.routes import exports as routes  # noqa: E402
-from sienn_ray.export import task as export_task  # noqa: E402
+from sienn_ray.export import ray_task as export_task  # noqa: E402
 from sienn_ray.jobs.client import RegistryClient  # noqa: E402
 from sienn_ray.jobs.core import RegistryCore  # noqa: E402
 from sienn_ray.schemas.common import new_id, utcnow  # noqa: E402

@@ -25,8 +25,8 @@ def test_gguf_export_runs_without_torch_transformers_or_peft(family_models, fami
             "out_dir": str(tmp_path / "out"), "job": job}
     code = ("import json, sys\n"
             "for name in ('ray', 'torch', 'transformers', 'peft'): sys.modules[name] = None\n"
-            "from sienn_ray.export.run import ExportTask, run_export\n"
-            f"files = run_export(ExportTask.model_validate(json.loads({json.dumps(task)!r})))\n"
+            "from sienn_ray.export.run import ExportSpec, run_export\n"
+            f"files = run_export(ExportSpec.model_validate(json.loads({json.dumps(task)!r})))\n"
             "print(sorted(f.name for f in files))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,7 @@ from ollama_grammar import modelfile_prompt, validate_modelfile
 from sienn_ray.data.templates import PromptTemplate
 from sienn_ray.errors import BadRequest
 from sienn_ray.export.run import (
-    ExportTask, estimate_seconds, export_formats, export_problems, resolve_quantization, run_export,
+    ExportSpec, estimate_seconds, export_formats, export_problems, resolve_quantization, run_export,
 )
 
 JOB = {"job_id": "job_00000000000000aa", "model_name": "sienn-tiny-llama", "dataset_id": "ds_00000000000000bb",
@@ -25,7 +25,7 @@ DATASET = {"dataset_id": "ds_00000000000000bb", "filename": "demo.jsonl", "forma
 
 
 def _task(tmp_path, family_models, family_adapters, family, fmt, quant, export_id="exp_00000000000000cc"):
-    return ExportTask(export_id=export_id, job_id=JOB["job_id"], format=fmt, quantization=quant,
+    return ExportSpec(export_id=export_id, job_id=JOB["job_id"], format=fmt, quantization=quant,
                       base_dir=str(family_models[family]), adapter_dir=str(family_adapters[family]),
                       out_dir=str(tmp_path / "exports" / f"{fmt}-{quant}" if quant else tmp_path / "exports" / fmt),
                       job=JOB | {"model_name": f"sienn-tiny-{family}"}, dataset=DATASET)
@@ -157,7 +157,7 @@ class FakeRegistry:
 
 
 def test_outcomes_are_recorded(family_models, family_adapters, tmp_path):
-    from sienn_ray.export.task import run_and_record
+    from sienn_ray.export.ray_task import run_and_record
 
     registry = FakeRegistry()
     run_and_record(_task(tmp_path, family_models, family_adapters, "gpt2", "gguf", "f16"), registry)

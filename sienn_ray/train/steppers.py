@@ -89,14 +89,10 @@ class TorchStepper:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
 
-    def save_adapter(self, folder: Path, rank: int) -> None:
+    def save_adapter(self, folder: Path | None, rank: int) -> None:
+        """Rank 0 writes the adapter in PEFT format into ``folder`` (None on the other ranks)."""
         if rank == 0:
             self.peft_model.save_pretrained(str(folder), safe_serialization=True)
-
-    @contextlib.contextmanager
-    def full_weights(self):
-        """The trainable weights, whole, on every rank (they already are)."""
-        yield
 
 
 class DeepSpeedStepper:
@@ -150,8 +146,8 @@ class DeepSpeedStepper:
         if path is None:
             raise RuntimeError(f"no DeepSpeed state in checkpoint {folder}")
 
-    def save_adapter(self, folder: Path, rank: int) -> None:
-        """Collective under ZeRO-3 (parameters are gathered); rank 0 writes."""
+    def save_adapter(self, folder: Path | None, rank: int) -> None:
+        """Collective under ZeRO-3 (parameters are gathered); rank 0 writes into ``folder``."""
         with self.full_weights():
             if rank == 0:
                 self.peft_model.save_pretrained(str(folder), safe_serialization=True)

@@ -17,7 +17,7 @@ import ray
 from ..errors import storage_error
 from ..jobs.client import RegistryClient
 from ..schemas.common import utcnow
-from .run import ExportTask, run_export
+from .run import ExportSpec, run_export
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +26,15 @@ HEARTBEAT_SECONDS = 10.0
 
 @ray.remote(num_cpus=1, max_retries=1)
 def _export(task: dict, namespace: str) -> None:
-    run_and_record(ExportTask.model_validate(task), RegistryClient.for_actor(namespace))
+    run_and_record(ExportSpec.model_validate(task), RegistryClient.for_actor(namespace))
 
 
-def launch_export(task: ExportTask, namespace: str) -> None:
+def launch_export(task: ExportSpec, namespace: str) -> None:
     """Start the export on the cluster and return at once."""
     _export.options(name=f"export-{task.export_id}").remote(task.model_dump(mode="json"), namespace)
 
 
-def run_and_record(task: ExportTask, registry: RegistryClient) -> None:
+def run_and_record(task: ExportSpec, registry: RegistryClient) -> None:
     """Run one export and record its outcome through ``registry`` (a ``RegistryClient``)."""
     latest = ["Export started"]
     stop = threading.Event()
