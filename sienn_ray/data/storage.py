@@ -2,20 +2,20 @@
 
 Datasets are named by the tenant and the sha256 of the uploaded bytes, so
 re-uploading the same file gives the same ``dataset_id``, and another tenant
-uploading it gets an id (and a record) of its own. Files are moved into place
-with a rename, so a dataset folder is either complete or absent.
+uploading it gets an id (and a record) of its own. A dataset folder is built
+beside its place and renamed into it (``models/atomic.build_dir``), so it is
+either complete or absent.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import shutil
 import uuid
 from pathlib import Path
 
 from .. import paths
+from ..models.atomic import build_dir
 from ..schemas.common import utcnow
 from ..schemas.datasets import DatasetRecord, DatasetValidation
 
@@ -58,33 +58,16 @@ def record_from_report(report, filename: str, name: str | None, tenant: str) -> 
 
 
 def install_dataset(normalized: Path, record: DatasetRecord) -> Path:
-    """Move the normalized JSONL into ``datasets/<id>/`` (atomic rename of the folder)."""
+    """Move the normalized JSONL into ``datasets/<id>/data.jsonl``, the folder published whole.
+
+    The store's row is the dataset's record (no copy is kept beside the data). The same bytes uploaded
+    twice at once build the same file twice; the later publish swaps the earlier one out.
+    """
     final = paths.dataset_dir(record.dataset_id)
     if (final / "data.jsonl").exists():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    build = final.parent / f".{record.dataset_id}-{uuid.uuid4().hex[:8]}"
-    build.mkdir()
-    try:
-        shutil.move(str(normalized), build / "data.jsonl")
-        (build / "record.json").write_text(record.model_dump_json(indent=2), encoding="utf-8")
-    except BaseException:  # e.g. a full disk: no half-built folder is left behind
-        shutil.rmtree(build, ignore_errors=True)
-        raise
-    try:
-        os.rename(build, final)
-    except OSError:  # another upload of the same bytes won the race
-        shutil.rmtree(build, ignore_errors=True)
-    return final
+    return build_dir(final, lambda folder: shutil.move(str(normalized), folder / "data.jsonl"))
 
 
 def remove_dataset_files(dataset_id: str) -> None:
     shutil.rmtree(paths.dataset_dir(dataset_id), ignore_errors=True)
-
-
-def read_records(path: Path):
-    """Iterate the normalized JSONL records of a stored dataset."""
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
