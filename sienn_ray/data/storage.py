@@ -20,6 +20,12 @@ from ..schemas.common import utcnow
 from ..schemas.datasets import DatasetRecord, DatasetValidation
 
 
+# What an IngestReport hands on under the same names.
+_RECORD_FIELDS = {"format", "kind", "total_samples", "size_bytes", "preview", "sha256", "total_tokens_estimate",
+                  "max_chars"}
+_VALIDATION_FIELDS = {"valid", "columns", "null_counts", "errors", "warnings", "column_mapping"}
+
+
 def dataset_id_for(sha256: str, tenant: str) -> str:
     return "ds_" + hashlib.sha256(f"{tenant}\n{sha256}".encode()).hexdigest()[:16]
 
@@ -32,28 +38,15 @@ def staging_dir() -> Path:
 
 
 def record_from_report(report, filename: str, name: str | None, tenant: str) -> DatasetRecord:
+    """The dataset record of an ``IngestReport``; ``validation.statistics`` is the caller's to fill."""
     return DatasetRecord(
+        **report.model_dump(include=_RECORD_FIELDS),
         dataset_id=dataset_id_for(report.sha256, tenant),
         tenant=tenant,
         name=name or None,
         filename=filename,
-        format=report.format,
-        kind=report.kind,
-        total_samples=report.total_samples,
-        size_bytes=report.size_bytes,
-        preview=report.preview,
-        validation=DatasetValidation(
-            valid=report.valid,
-            columns=report.columns,
-            null_counts=report.null_counts,
-            errors=report.errors,
-            warnings=report.warnings,
-            column_mapping=report.column_mapping,
-        ),
+        validation=DatasetValidation(**report.model_dump(include=_VALIDATION_FIELDS)),
         uploaded_at=utcnow(),
-        sha256=report.sha256,
-        total_tokens_estimate=report.total_tokens_estimate,
-        max_chars=report.max_chars,
     )
 
 

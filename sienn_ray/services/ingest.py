@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
+from functools import lru_cache
 from pathlib import Path
 
 from ..auth.quotas import check_storage
 from ..data import storage
-from ..data.ingest import ingest_file
-from ..schemas.datasets import DatasetRecord
+from ..data.ingest import IngestReport, ingest_file
+from ..data.stats import dataset_statistics
+from ..data.templates import template_for
+from ..errors import BadRequest, ModelNotFound
+from ..models.resolve import resolve_model
+from ..schemas.datasets import DatasetRecord, DatasetStatistics
+from ..schemas.jobs import TrainingConfig
 from ..settings import get_settings
 from .context import Services
 from .principal import Principal
+
+log = logging.getLogger(__name__)
 
 
 async def ingest(services: Services, principal: Principal, source: Path, filename: str,
@@ -33,6 +42,7 @@ async def ingest(services: Services, principal: Principal, source: Path, filenam
             return existing
         if quota is not None:
             check_storage(quota, services.reader.storage_used(principal.tenant), record.size_bytes)
+        record.validation.statistics = await asyncio.to_thread(_statistics, staging / "data.jsonl", report)
         await asyncio.to_thread(storage.install_dataset, staging / "data.jsonl", record)
         try:  # the registry checks the quota again, serialized with every other upload
             return await services.registry.put_dataset(record, quota.storage_bytes if quota else None)
@@ -49,3 +59,25 @@ def _drop_unrecorded(services: Services, dataset_id: str) -> None:
     keeps them."""
     if services.reader.get_dataset(dataset_id) is None:
         storage.remove_dataset_files(dataset_id)
+
+
+def _statistics(normalized: Path, report: IngestReport) -> DatasetStatistics | None:
+    """The dataset's statistics as a job on the default base with default settings would see it; None (and a
+    log line) when that base's tokenizer cannot be loaded: statistics never fail an upload."""
+    defaults = TrainingConfig()
+    try:
+        base = resolve_model(None)
+        tokenizer = _tokenizer(base.path)
+        template = template_for(defaults.prompt_template, tokenizer, data_kind=report.kind)
+    except (ModelNotFound, BadRequest, OSError, ValueError) as e:
+        log.warning("dataset statistics skipped: the default base's tokenizer is unavailable (%s)", e)
+        return None
+    return dataset_statistics(normalized, report.total_samples, tokenizer, template, base.name, defaults.max_length)
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(model_path: str):
+    """Loaded once per process (the first upload pays for importing transformers)."""
+    from ..train.model import load_tokenizer
+
+    return load_tokenizer(model_path)
