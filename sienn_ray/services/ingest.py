@@ -8,13 +8,14 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
+from .. import paths
 from ..auth.quotas import check_storage
 from ..data import storage
+from ..data.base_tokenizer import BaseTokenizer
 from ..data.ingest import IngestReport, ingest_file
 from ..data.stats import dataset_statistics
 from ..data.templates import template_for
-from ..errors import BadRequest, ModelNotFound
-from ..models.resolve import resolve_model
+from ..models.roots import find_in_roots
 from ..schemas.datasets import DatasetRecord, DatasetStatistics
 from ..schemas.jobs import TrainingConfig
 from ..settings import get_settings
@@ -63,21 +64,27 @@ def _drop_unrecorded(services: Services, dataset_id: str) -> None:
 
 def _statistics(normalized: Path, report: IngestReport) -> DatasetStatistics | None:
     """The dataset's statistics as a job on the default base with default settings would see it; None (and a
-    log line) when that base's tokenizer cannot be loaded: statistics never fail an upload."""
+    log line) when that base's tokenizer cannot be read: statistics never fail an upload."""
     defaults = TrainingConfig()
+    name = get_settings().default_model
     try:
-        base = resolve_model(None)
-        tokenizer = _tokenizer(base.path)
+        tokenizer = _tokenizer(_base_folder(name))
         template = template_for(defaults.prompt_template, tokenizer, data_kind=report.kind)
-    except (ModelNotFound, BadRequest, OSError, ValueError) as e:
-        log.warning("dataset statistics skipped: the default base's tokenizer is unavailable (%s)", e)
+    except (OSError, ValueError) as e:
+        log.warning("dataset statistics skipped: the default base %r has no readable tokenizer (%s)", name, e)
         return None
-    return dataset_statistics(normalized, report.total_samples, tokenizer, template, base.name, defaults.max_length)
+    return dataset_statistics(normalized, report.total_samples, tokenizer, template, name, defaults.max_length)
+
+
+def _base_folder(name: str) -> Path:
+    """The default base's prepared folder: a built-in one under models/, or a model folder in the roots.
+    Not ``resolve_model``: that imports torch and may build the model, which no upload should wait for."""
+    for folder in (paths.models_dir() / name, find_in_roots(name)):
+        if folder is not None and (folder / "tokenizer.json").is_file():
+            return folder
+    raise FileNotFoundError(f"no prepared model folder with a tokenizer.json for {name!r}")
 
 
 @lru_cache(maxsize=4)
-def _tokenizer(model_path: str):
-    """Loaded once per process (the first upload pays for importing transformers)."""
-    from ..train.model import load_tokenizer
-
-    return load_tokenizer(model_path)
+def _tokenizer(folder: Path) -> BaseTokenizer:
+    return BaseTokenizer(folder)

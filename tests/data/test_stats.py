@@ -64,3 +64,22 @@ def test_a_large_dataset_is_sampled_but_every_duplicate_counted(tokenizer, tmp_p
     assert stats == dataset_statistics(path, len(records), tokenizer, template, "t", 512, sample_rows=25)
     lengths = _training_lengths(tokenizer, template, records)
     assert lengths[0] <= stats.tokens.min <= stats.tokens.max <= lengths[-1]
+
+
+@pytest.mark.parametrize("base", ["sienn-tiny-gpt2", "sienn-tiny-llama", "smollm2-135m-instruct"])
+@pytest.mark.parametrize("kind", ["instruction", "chat"])
+def test_the_upload_tokenizer_counts_as_the_training_tokenizer(base, kind, tmp_path):
+    from transformers import AutoTokenizer
+
+    from sienn_ray.data.base_tokenizer import BaseTokenizer
+    from sienn_ray.models.resolve import resolve_model
+
+    folder = resolve_model(base).path
+    light, full = BaseTokenizer(folder), AutoTokenizer.from_pretrained(folder)
+    records = [CHAT] * 2 if kind == "chat" else demo_records()
+    path = _write(tmp_path / "d.jsonl", records)
+    template = template_for("auto", full, data_kind=kind)
+    assert template_for("auto", light, data_kind=kind) == template
+    assert template_for("alpaca", light) == template_for("alpaca", full)
+    assert (dataset_statistics(path, len(records), light, template, base, 64)
+            == dataset_statistics(path, len(records), full, template, base, 64))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -12,13 +13,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jobs"))
 from jobs_fakes import FakeCluster  # noqa: E402
 
-from sienn_ray.errors import DatasetNotFound, JobNotFound, ModelNotFound  # noqa: E402
+from sienn_ray.errors import DatasetNotFound, JobNotFound  # noqa: E402
 from sienn_ray.jobs.client import RegistryClient  # noqa: E402
 from sienn_ray.jobs.core import RegistryCore  # noqa: E402
 from sienn_ray.schemas.jobs import JobStatus, StartFinetuningRequest  # noqa: E402
 from sienn_ray.services import control, datasets, ingest, jobs, submit  # noqa: E402
 from sienn_ray.services.context import Services  # noqa: E402
 from sienn_ray.services.principal import Principal  # noqa: E402
+from sienn_ray.settings import get_settings  # noqa: E402
 from sienn_ray.store import ReadStore, Store  # noqa: E402
 from sienn_ray.train import estimate  # noqa: E402
 
@@ -104,9 +106,7 @@ def test_an_upload_reports_its_statistics_and_the_store_keeps_them(services, tmp
 
 
 def test_an_upload_without_a_loadable_tokenizer_still_succeeds(services, tmp_path, monkeypatch):
-    def missing(name):
-        raise ModelNotFound("no such base", available=[])
-
-    monkeypatch.setattr(ingest, "resolve_model", missing)
+    settings = dataclasses.replace(get_settings(), default_model="no-such-base")
+    monkeypatch.setattr(ingest, "get_settings", lambda: settings)
     ds = _upload(services, ACME, tmp_path)
     assert ds.validation.valid and ds.validation.statistics is None
