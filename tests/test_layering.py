@@ -37,6 +37,7 @@ def test_pure_modules_import_with_ray_unimportable():
     assert {"sienn_ray.models.gguf_import", "sienn_ray.models.pretrained", "sienn_ray.models.roots",
             "sienn_ray.models.atomic", "sienn_ray.models.safetensors_files", "sienn_ray.models.lora_adapter",
             "sienn_ray.models.model_config", "sienn_ray.train.state"} <= set(modules)
+    assert {"sienn_ray.data.stats", "sienn_ray.data.base_tokenizer", "sienn_ray.data.arrow_examples"} <= set(modules)
     assert {"sienn_ray.data.chat_format", "sienn_ray.schemas.openai_jobs", "sienn_ray.schemas.openai_files",
             "sienn_ray.services.openai_ids", "sienn_ray.services.openai_auto", "sienn_ray.services.openai_views",
             "sienn_ray.services.openai_files", "sienn_ray.services.openai_fine_tuning",

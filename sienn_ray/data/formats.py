@@ -286,7 +286,12 @@ def _csv_header(row: list[str]) -> list[str]:
 
 
 def _read_json_array(text: io.TextIOBase) -> Iterator[tuple[int, Any]]:
-    """Yield the items of a top-level JSON array, holding at most one item (plus a chunk) in memory."""
+    """Yield the items of a top-level JSON array, holding at most one item (plus a chunk) in memory.
+
+    Hand-written over ``json.raw_decode`` rather than ``ijson``: ijson's errors (yajl's) carry neither a
+    line nor whether the file ended inside an item or between items, and it refuses NaN/Infinity, which
+    ``json`` (and so JSONL uploads) accept; the messages here name the item and its line.
+    """
     scanner = _ArrayScanner(text)
     if scanner.next_char() != "[":
         raise FormatError("expected an array of objects or JSON lines")

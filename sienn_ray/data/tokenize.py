@@ -82,13 +82,19 @@ def tokenize_records(tokenizer: Any, template: PromptTemplate, records: Iterable
     stats = TokenizeStats()
     for row, record in enumerate(records):
         example = tokenize_example(tokenizer, template, record, max_length, train_on_inputs)
-        if example is None:
-            stats.truncated += 1
-            stats.dropped += 1
-            stats.dropped_rows.append(row)
-            continue
-        examples.append(example)
-        stats.examples += 1
-        stats.tokens += len(example)
-        stats.truncated += example.truncated
+        count_example(stats, row, example)
+        if example is not None:
+            examples.append(example)
     return examples, stats
+
+
+def count_example(stats: TokenizeStats, row: int, example: TokenizedExample | None) -> None:
+    """Add one tokenized record (``None``: its response was cut away, so it is dropped) to ``stats``."""
+    if example is None:
+        stats.truncated += 1
+        stats.dropped += 1
+        stats.dropped_rows.append(row)
+        return
+    stats.examples += 1
+    stats.tokens += len(example)
+    stats.truncated += example.truncated

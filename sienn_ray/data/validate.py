@@ -19,6 +19,7 @@ import itertools
 import json
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote
 from typing import Any, BinaryIO
 
@@ -79,6 +80,43 @@ def _is_null(value: Any) -> bool:
     return value is None or (type(value) is str and not value.strip()) or value == []
 
 
+@dataclass(slots=True)
+class _Shape:
+    """How records with one tuple of keys are read: which key holds what, and whether they can be read."""
+
+    instruction: str | None
+    input: str | None
+    output: str | None
+    others: tuple[str, ...]  # keys no role uses: their missing values are counted, nothing else
+    problem: str | None  # why no record of this shape is usable; None when they are
+    rows: int = 0
+
+    def roles(self) -> dict[str, str]:
+        """Original name -> role, for the report's column mapping."""
+        named = ((self.instruction, "instruction"), (self.input, "input"), (self.output, "output"))
+        return {key: role for key, role in named if key}
+
+
+def _instruction_shape(keys: tuple) -> _Shape:
+    ik, pk, ok = resolve_fields(keys)
+    problem = None
+    if ik is None:
+        problem = f"no instruction field (accepted: {_accepted(INSTRUCTION_FIELDS)}); found: {', '.join(keys)}"
+        if "messages" in keys:
+            problem = "a chat record ('messages') among instruction records: mixed formats"
+    return _Shape(ik, pk, ok, tuple(k for k in keys if k not in (ik, pk, ok)), problem)
+
+
+def _chat_shape(keys: tuple) -> _Shape:
+    problem = None
+    if "messages" not in keys:
+        ik, _, ok = resolve_fields(keys)
+        problem = "an instruction record among chat records: mixed formats" if ik or ok else (
+            f"no 'messages' field; found: {', '.join(keys)}"
+        )
+    return _Shape(None, None, None, tuple(k for k in keys if k != "messages"), problem)
+
+
 class Validator:
     """Consumes ``(row_number, record)`` pairs, writes normalized lines, keeps the report's numbers."""
 
@@ -93,7 +131,7 @@ class Validator:
         self.mapping: dict[str, str] = {}
         self.preview: list[dict] = []
         self._nulls: Counter[str] = Counter()
-        self._shapes: dict[tuple, list] = {}
+        self._shapes: dict[tuple, _Shape] = {}
         self._errors: list[str] = []
         self._error_count = 0
         self._fatal: str | None = None
@@ -112,10 +150,8 @@ class Validator:
                     continue
                 self.kind = "chat" if "messages" in rec else "instruction"
                 rest = itertools.chain([(n, rec)], records)
-                if self.kind == "chat":
-                    self._chat_rows(rest)
-                elif self._set_schema(n, rec):
-                    self._instruction_rows(rest)
+                if self.kind == "chat" or self._set_schema(n, rec):
+                    self._rows(rest)
                 break
         except FormatError as e:
             self._fatal = str(e)
@@ -139,27 +175,26 @@ class Validator:
         self.columns.update(dict.fromkeys(rec))
         return False
 
-    def _shape(self, keys: tuple) -> list:
-        """[instruction, input, output, other keys, problem, rows]: how records with these keys are read."""
+    def _shape(self, keys: tuple) -> _Shape:
+        """How records with these keys are read (remembered per key tuple, up to _MAX_SHAPES of them)."""
         shape = self._shapes.get(keys)
         if shape is not None:
             return shape
-        ik, pk, ok = resolve_fields(keys)
-        problem = None
-        if ik is None:
-            problem = f"no instruction field (accepted: {_accepted(INSTRUCTION_FIELDS)}); found: {', '.join(keys)}"
-            if "messages" in keys:
-                problem = "a chat record ('messages') among instruction records: mixed formats"
-        others = tuple(k for k in keys if k not in (ik, pk, ok))
-        shape = [ik, pk, ok, others, problem, 0]
-        self.mapping.update({k: role for k, role in ((ik, "instruction"), (pk, "input"), (ok, "output")) if k})
+        if self.kind == "chat":
+            shape = _chat_shape(keys)
+            self.mapping["messages"] = "messages"
+        else:
+            shape = _instruction_shape(keys)
+            self.mapping.update(shape.roles())
         if len(self._shapes) < _MAX_SHAPES:
             self._shapes[keys] = shape
             self.columns.update(dict.fromkeys(keys))
         return shape
 
-    def _instruction_rows(self, records: Iterable[tuple[int, Any]]) -> None:
+    def _rows(self, records: Iterable[tuple[int, Any]]) -> None:
+        """The per-row loop both kinds share; ``_instruction_line`` / ``_chat_line`` read one record."""
         nulls, batch = self._nulls, self._batch
+        line_of = self._chat_line if self.kind == "chat" else self._instruction_line
         for n, rec in records:
             if type(rec) is not dict:
                 self._bad_record(n, rec)
@@ -168,39 +203,43 @@ class Validator:
             if len(self.preview) < PREVIEW_ROWS:
                 self.preview.append(truncate(rec))
             shape = self._shape(tuple(rec))
-            shape[5] += 1
-            ik, pk, ok, others, problem, _ = shape
-            if problem:
-                self._error(n, problem)
+            shape.rows += 1
+            if shape.problem:
+                self._error(n, shape.problem)
                 continue
-            for k in others:
+            for k in shape.others:
                 if _is_null(rec[k]):
                     nulls[k] += 1
-            ins, inp, out = rec[ik], rec[pk] if pk else "", rec[ok] if ok else ""
-            if type(ins) is not str or type(inp) is not str or type(out) is not str:
-                ins, inp, out = self._texts(n, ik, ins, pk, inp, ok, out)
-                if ins is None:
-                    continue
-            if not inp.strip() and pk:
-                nulls[pk] += 1
-            if not ins.strip():
-                nulls[ik] += 1
-                self._error(n, f"the instruction ({ik!r}) is empty")
-                continue
-            if not out.strip():
-                if ok:
-                    nulls[ok] += 1
-                self._empty_output(n)
-                continue
-            if self._error_count:
-                continue  # the dataset is invalid already: keep checking, stop writing
-            size = len(ins) + len(inp) + len(out)
-            self.chars += size
-            if size > self.max_chars:
-                self.max_chars = size
-            self._write(n, f'{{"instruction":{_quote(ins)},"input":{_quote(inp)},"output":{_quote(out)}}}\n')
+            line = line_of(n, rec, shape)
+            if line is None or self._error_count:
+                continue  # a bad row; or the dataset is invalid already: keep checking, stop writing
+            self._write(n, line)
             if len(batch) >= _BATCH:
                 self._flush()
+
+    def _instruction_line(self, n: int, rec: dict, shape: _Shape) -> str | None:
+        """The normalized line of an instruction record, or None (the problem reported, or an empty output)."""
+        nulls = self._nulls
+        ik, pk, ok = shape.instruction, shape.input, shape.output
+        ins, inp, out = rec[ik], rec[pk] if pk else "", rec[ok] if ok else ""
+        if type(ins) is not str or type(inp) is not str or type(out) is not str:
+            ins, inp, out = self._texts(n, ik, ins, pk, inp, ok, out)
+            if ins is None:
+                return None
+        if not inp.strip() and pk:
+            nulls[pk] += 1
+        if not ins.strip():
+            nulls[ik] += 1
+            self._error(n, f"the instruction ({ik!r}) is empty")
+            return None
+        if not out.strip():
+            if ok:
+                nulls[ok] += 1
+            self._empty_output(n)
+            return None
+        if not self._error_count:
+            self._count_chars(len(ins) + len(inp) + len(out))
+        return f'{{"instruction":{_quote(ins)},"input":{_quote(inp)},"output":{_quote(out)}}}\n'
 
     def _texts(self, n: int, *pairs: Any) -> tuple:
         """Convert non-string values of the three fields, or report the row and return Nones."""
@@ -215,52 +254,23 @@ class Validator:
             return None, None, None
         return tuple(texts)
 
-    def _chat_rows(self, records: Iterable[tuple[int, Any]]) -> None:
-        nulls, batch = self._nulls, self._batch
-        for n, rec in records:
-            if type(rec) is not dict:
-                self._bad_record(n, rec)
-                continue
-            self.total_rows += 1
-            if len(self.preview) < PREVIEW_ROWS:
-                self.preview.append(truncate(rec))
-            shape = self._chat_shape(tuple(rec))
-            shape[5] += 1
-            for k in shape[3]:
-                if _is_null(rec[k]):
-                    nulls[k] += 1
-            if shape[4]:
-                self._error(n, shape[4])
-                continue
-            turns, problems = check_messages(rec["messages"])
-            problems = check_record_keys(rec) + problems
-            if problems:
-                if not isinstance(rec["messages"], list) or not rec["messages"]:
-                    nulls["messages"] += 1
-                self._error(n, "; ".join(problems))
-            elif not self._error_count:
-                size = sum(len(t.content) for t in turns)
-                self.chars += size
-                self.max_chars = max(self.max_chars, size)
-                self._write(n, normalized_record(turns))
-                if len(batch) >= _BATCH:
-                    self._flush()
+    def _chat_line(self, n: int, rec: dict, shape: _Shape) -> str | None:
+        """The normalized line of a chat record, or None with its problems reported."""
+        turns, problems = check_messages(rec["messages"])
+        problems = check_record_keys(rec) + problems
+        if problems:
+            if not isinstance(rec["messages"], list) or not rec["messages"]:
+                self._nulls["messages"] += 1
+            self._error(n, "; ".join(problems))
+            return None
+        if not self._error_count:
+            self._count_chars(sum(len(t.content) for t in turns))
+        return normalized_record(turns)
 
-    def _chat_shape(self, keys: tuple) -> list:
-        shape = self._shapes.get(keys)
-        if shape is None:
-            problem = None
-            if "messages" not in keys:
-                ik, _, ok = resolve_fields(keys)
-                problem = "an instruction record among chat records: mixed formats" if ik or ok else (
-                    f"no 'messages' field; found: {', '.join(keys)}"
-                )
-            shape = [None, None, None, tuple(k for k in keys if k != "messages"), problem, 0]
-            self.mapping["messages"] = "messages"
-            if len(self._shapes) < _MAX_SHAPES:
-                self._shapes[keys] = shape
-                self.columns.update(dict.fromkeys(keys))
-        return shape
+    def _count_chars(self, size: int) -> None:
+        self.chars += size
+        if size > self.max_chars:
+            self.max_chars = size
 
     def _write(self, n: int, line: str) -> None:
         try:
@@ -298,7 +308,7 @@ class Validator:
         for keys, shape in self._shapes.items():
             for column in self.columns:
                 if column not in keys:
-                    counts[column] += shape[5]
+                    counts[column] += shape.rows
         return counts
 
     def warnings(self) -> list[str]:

@@ -2,20 +2,26 @@
 
 The split is decided from the row count and the seed alone, so every rank
 agrees on it without talking; each rank then parses and tokenizes only the rows
-of its own shard.
+of its own shard. A dataset file over ``ARROW_MIN_BYTES`` is tokenized into a
+memory-mapped Arrow cache beside it (``data/arrow_examples.py``) instead of a
+list, so a worker's memory does not grow with the dataset.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..data.arrow_examples import arrow_examples, cache_key
 from ..data.packing import shard_indices
 from ..data.templates import PromptTemplate
-from ..data.tokenize import IGNORE_INDEX, TokenizedExample, TokenizeStats, tokenize_records
+from ..data.tokenize import (IGNORE_INDEX, TokenizedExample, TokenizeStats, count_example, tokenize_example,
+                             tokenize_records)
 from .spec import TrainJobSpec, effective_validation_split
 
 
@@ -68,9 +74,14 @@ def plan_rows(spec: TrainJobSpec) -> RowPlan:
 class Shard:
     """One rank's tokenized examples. ``real`` counts the leading examples that are not wrap-around copies."""
 
-    examples: list[TokenizedExample]
+    examples: Sequence[TokenizedExample]  # a list; for a large dataset a view over its Arrow cache
     real: int
     stats: TokenizeStats
+
+
+# Above this file size a shard's examples go to an Arrow cache: as Python lists a token costs some 70
+# bytes, so a 64 MB dataset is already ~1 GB of worker memory. Below it the list is faster to build.
+ARROW_MIN_BYTES = int(os.environ.get("SIENN_ARROW_MIN_BYTES", 64 << 20))
 
 
 def load_shard(path: str | Path, rows: list[int], rank: int, world_size: int, tokenizer: Any,
@@ -78,19 +89,96 @@ def load_shard(path: str | Path, rows: list[int], rank: int, world_size: int, to
     """Tokenize this rank's share of ``rows`` (same count on every rank; see ``shard_indices``)."""
     mine = [rows[i] for i in shard_indices(len(rows), rank, world_size)]
     real = sum(1 for k in range(len(mine)) if rank + k * world_size < len(rows))
-    records = dict(iter_rows(path, set(mine)))
-    examples, stats = tokenize_records(tokenizer, template, [records[r] for r in mine[:real]], max_length,
-                                       train_on_inputs)
-    copies, _ = tokenize_records(tokenizer, template, [records[r] for r in mine[real:]], max_length,
-                                 train_on_inputs)
+    args = (tokenizer, template, max_length, train_on_inputs)
+    if Path(path).stat().st_size > ARROW_MIN_BYTES:
+        examples, stats = _arrow_shard(path, mine[:real], *args)
+        copies, _ = tokenize_records(*args[:2], _records(path, mine[real:]), *args[2:])
+        return Shard(_Joined(examples, copies), len(examples), stats)
+    records = _records(path, mine)
+    examples, stats = tokenize_records(*args[:2], records[:real], *args[2:])
+    copies, _ = tokenize_records(*args[:2], records[real:], *args[2:])
     return Shard(examples + copies, len(examples), stats)
 
 
-def fill_to(examples: list[TokenizedExample], count: int) -> list[TokenizedExample]:
+def _records(path: str | Path, wanted: list[int]) -> list[dict]:
+    """The records of rows ``wanted``, in that order (one pass over the file)."""
+    if not wanted:
+        return []
+    records = dict(iter_rows(path, set(wanted)))
+    return [records[r] for r in wanted]
+
+
+def _arrow_shard(path: str | Path, wanted: list[int], tokenizer: Any, template: PromptTemplate, max_length: int,
+                 train_on_inputs: bool):
+    """Rows ``wanted`` (ascending, as ``shard_indices`` gives them) tokenized into the dataset's Arrow cache,
+    streaming: one record in memory at a time."""
+    if any(a >= b for a, b in zip(wanted, wanted[1:])):
+        raise ValueError("rows must be ascending: they are read in file order")
+    stat = Path(path).stat()
+    key = cache_key(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, tokenizer.name_or_path,
+                    len(tokenizer), template.model_dump(), max_length, train_on_inputs, wanted)
+
+    def tokenize(stats: TokenizeStats) -> Iterator[TokenizedExample]:
+        for row, (_, record) in enumerate(iter_rows(path, set(wanted))):
+            example = tokenize_example(tokenizer, template, record, max_length, train_on_inputs)
+            count_example(stats, row, example)
+            if example is not None:
+                yield example
+
+    return arrow_examples(Path(path).parent / ".arrow-cache", key, tokenize)
+
+
+class _Joined(Sequence):
+    """The Arrow examples followed by a rank's few wrap-around copies (a list), without copying either."""
+
+    def __init__(self, head: Sequence[TokenizedExample], tail: list[TokenizedExample]):
+        self._head, self._tail = head, tail
+
+    def __len__(self) -> int:
+        return len(self._head) + len(self._tail)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]
+        return self._head[index] if index < len(self._head) else self._tail[index - len(self._head)]
+
+    def __iter__(self) -> Iterator[TokenizedExample]:
+        yield from self._head
+        yield from self._tail
+
+
+def fill_to(examples: Sequence[TokenizedExample], count: int) -> Sequence[TokenizedExample]:
     """Repeat ``examples`` cyclically up to ``count`` (ranks must run the same number of steps)."""
     if not examples:
         raise ValueError("no trainable examples in this shard (every response was truncated away?)")
-    return [examples[i % len(examples)] for i in range(count)]
+    if isinstance(examples, list):
+        return [examples[i % len(examples)] for i in range(count)]
+    return _Cycled(examples, count)
+
+
+class _Cycled(Sequence):
+    """``fill_to`` over Arrow examples: a view, so filling never loads the examples into memory."""
+
+    def __init__(self, base: Sequence[TokenizedExample], count: int):
+        self._base, self._count = base, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self._base[range(self._count)[index] % len(self._base)]
+
+    def __iter__(self) -> Iterator[TokenizedExample]:
+        left = self._count
+        while left:
+            for example in self._base:
+                yield example
+                left -= 1
+                if not left:
+                    return
 
 
 def silenced(example: TokenizedExample) -> TokenizedExample:

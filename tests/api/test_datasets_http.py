@@ -49,6 +49,9 @@ def test_upload_each_format(api_url, name, data, fmt, kind):
     assert body["validation"]["valid"] is True and body["total_samples"] >= 1
     assert body["preview"] and body["uploaded_at"]
     assert isinstance(body["validation"]["null_counts"], dict)
+    stats = body["validation"]["statistics"]  # counted with the session's default base, the toy GPT-2
+    assert stats["tokenizer"] == "sienn-tiny-gpt2" and stats["sampled_rows"] == body["total_samples"]
+    assert 0 < stats["tokens"]["min"] <= stats["tokens"]["p50"] <= stats["tokens"]["max"]
 
 
 def test_same_bytes_same_id_and_get_list_delete(api_url):
@@ -58,6 +61,7 @@ def test_same_bytes_same_id_and_get_list_delete(api_url):
     ds = first["dataset_id"]
     got = httpx.get(f"{api_url}/api/datasets/{ds}").json()
     assert got["dataset_id"] == ds and got["total_samples"] == 1
+    assert got["validation"]["statistics"] == first["validation"]["statistics"]
     listing = httpx.get(f"{api_url}/api/datasets", params={"limit": 1000}).json()
     assert ds in {d["dataset_id"] for d in listing["datasets"]} and listing["total"] >= 1
     page = httpx.get(f"{api_url}/api/datasets", params={"limit": 1, "offset": 0}).json()

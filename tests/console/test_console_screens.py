@@ -34,6 +34,9 @@ def test_datasets_upload_report_drop_and_delete(console, api_url):
     expect(report.locator("[data-problems=warn]")).to_contain_text("(row 3)")
     expect(report.locator("[data-problems=warn]")).to_contain_text("ignored columns: notes")
     expect(report).to_contain_text("Name a colour")  # the preview
+    expect(report.locator("[data-fact=tokens]")).to_contain_text("median")  # the statistics
+    expect(report.locator("[data-fact=truncated]")).to_have_text("0% of examples")
+    expect(report.locator("[data-fact=duplicates]")).to_have_text("0")
     c.shot("datasets-report")
 
     # A refused file: every problem with its line, and nothing stored.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from sienn_ray.schemas.jobs import JobStatus, StartFinetuningRequest  # noqa: E4
 from sienn_ray.services import control, datasets, ingest, jobs, submit  # noqa: E402
 from sienn_ray.services.context import Services  # noqa: E402
 from sienn_ray.services.principal import Principal  # noqa: E402
+from sienn_ray.settings import get_settings  # noqa: E402
 from sienn_ray.store import ReadStore, Store  # noqa: E402
 from sienn_ray.train import estimate  # noqa: E402
 
@@ -92,3 +94,19 @@ def test_another_tenants_job_is_the_same_404_as_a_missing_one(services, tmp_path
     assert cancelled.status == JobStatus.CANCELLED
     page = jobs.job_events(services, ACME, rec.job_id, after=0, limit=1)
     assert page.has_more and [e.type for e in page.events] == ["created"]
+
+
+def test_an_upload_reports_its_statistics_and_the_store_keeps_them(services, tmp_path):
+    ds = _upload(services, ACME, tmp_path, text=ROWS + ROWS.splitlines(keepends=True)[0])
+    stats = ds.validation.statistics
+    assert (stats.tokenizer, stats.max_length) == ("sienn-tiny-gpt2", 512)
+    assert (stats.sampled_rows, stats.duplicate_rows) == (5, 1)
+    assert 0 < stats.tokens.min <= stats.tokens.max < 512 and stats.truncated_share == 0.0
+    assert datasets.get_dataset(services, ACME, ds.dataset_id).validation.statistics == stats
+
+
+def test_an_upload_without_a_loadable_tokenizer_still_succeeds(services, tmp_path, monkeypatch):
+    settings = dataclasses.replace(get_settings(), default_model="no-such-base")
+    monkeypatch.setattr(ingest, "get_settings", lambda: settings)
+    ds = _upload(services, ACME, tmp_path)
+    assert ds.validation.valid and ds.validation.statistics is None

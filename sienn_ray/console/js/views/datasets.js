@@ -163,6 +163,7 @@ export function datasetReport(d) {
       ["Uploaded", formatDate(d.uploaded_at)],
       ["sha256", h("code", { class: "hash" }, d.sha256)],
     ])),
+    statisticsCard(d),
     h("div", { class: "two-col" },
       card("Columns and aliases",
         dataTable([
@@ -172,6 +173,23 @@ export function datasetReport(d) {
         ], v.columns, { caption: mapping.length ? mapping.map(([from, to]) => `${from} → ${to}`).join(", ") : null })),
       card("Problems", problemList("Errors", v.errors, "error"), problemList("Warnings", v.warnings, "warn"))),
     card(`Preview (first ${d.preview.length} records)`, previewTable(d.preview)));
+}
+
+/** Token lengths, truncation and duplicates as a default job will see them (none on older records). */
+function statisticsCard(d) {
+  const s = d.validation.statistics;
+  if (!s) return card("Statistics", h("p", { class: "muted", "data-stats": "none" }, "No statistics for this dataset."));
+  const t = s.tokens;
+  const sample = s.sampled_rows < d.total_samples ? ` (a sample of ${plural(s.sampled_rows, "row")})` : "";
+  return card("Statistics", facts([
+    ["Tokens per example", h("span", { "data-fact": "tokens" },
+      `min ${formatNumber(t.min)} · median ${formatNumber(t.p50)} · p90 ${formatNumber(t.p90)} · `
+      + `p99 ${formatNumber(t.p99)} · max ${formatNumber(t.max)}`)],
+    [`Truncated at ${formatNumber(s.max_length)} tokens`,
+      h("span", { "data-fact": "truncated" }, `${formatNumber(100 * s.truncated_share, 1)}% of examples`)],
+    ["Duplicate rows", h("span", { "data-fact": "duplicates" }, formatNumber(s.duplicate_rows))],
+    ["Counted with", `the ${s.tokenizer} tokenizer${sample}`],
+  ]));
 }
 
 function problemList(title, items, kind) {
