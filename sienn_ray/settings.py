@@ -193,6 +193,10 @@ def apply_serve_ingress_env(ingress: str) -> None:
     # A replica being replaced finishes its requests while HAProxy already sends new ones elsewhere;
     # Serve's 30 s default drain would make every redeploy and `make down` wait that long for nothing.
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "5")
+    # HAProxy answers a request line + headers over its buffer (16 KiB by default) with its own HTML
+    # 400; with 64 KiB (the URL length most clients refuse to send anyway) the app answers in the spec's
+    # error format. HAProxy takes buffers from a pool as connections need them, not per maxconn upfront.
+    os.environ.setdefault("RAY_SERVE_HAPROXY_TUNE_BUFSIZE", str(64 * 1024))
 
 
 def _free_port() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
+import httpx
 import psutil
 import pytest
 
@@ -47,3 +48,10 @@ def test_a_stack_started_from_another_stacks_shell_gets_haproxy_ports_of_its_own
     assert env["RAY_SERVE_HAPROXY_STATS_PORT"] == str(first.haproxy_stats_port) != "8404"
     assert env["RAY_SERVE_HAPROXY_METRICS_PORT"] == str(first.haproxy_metrics_port) != "9101"
     assert first.haproxy_stats_port != first.haproxy_metrics_port
+
+
+def test_a_20_kib_url_reaches_the_app_and_is_refused_in_the_specs_format(api_url):
+    """HAProxy's default 16 KiB buffer answered such a request with its own HTML 400."""
+    resp = httpx.get(f"{api_url}/api/jobs", params={"status": "x" * 20_000}, timeout=30)
+    assert resp.status_code == 400 and resp.headers["content-type"].startswith("application/json"), resp.text[:200]
+    assert {"detail", "error_code", "timestamp"} <= resp.json().keys()
