@@ -112,14 +112,14 @@ def start_recorder(ray, name: str):
         def __init__(self):
             self.updates = []
 
-        def report_progress(self, job_id, update):
+        def report_progress(self, job_id, update, token=None):  # the reporter sends its lease token
             self.updates.append((time.time(), update))
             return {"cancel_requested": False}
 
-        def add_event(self, job_id, type, data=None):
+        def add_event(self, job_id, type, data=None, token=None):
             pass
 
-        def add_loss_point(self, job_id, point):
+        def add_loss_point(self, job_id, point, token=None):
             pass
 
         def get(self):
