@@ -187,9 +187,10 @@ def apply_serve_ingress_env(ingress: str) -> None:
     os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
     # HAProxy's stats and Prometheus listeners default to fixed ports (8404, 9101): two stacks on one
     # machine would fight over them, so each cluster gets free ones (its HTTP port stays the setting).
-    for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
+    names = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")
+    for name, port in zip(names, free_ports(len(names))):
         if not os.environ.get(name):
-            os.environ[name] = str(_free_port())
+            os.environ[name] = str(port)
     # A replica being replaced finishes its requests while HAProxy already sends new ones elsewhere;
     # Serve's 30 s default drain would make every redeploy and `make down` wait that long for nothing.
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "5")
@@ -199,7 +200,15 @@ def apply_serve_ingress_env(ingress: str) -> None:
     os.environ.setdefault("RAY_SERVE_HAPROXY_TUNE_BUFSIZE", str(64 * 1024))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free now (held open together so the kernel picks different ones)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("", 0))
+            socks.append(sock)
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..settings import Settings
+from ..settings import Settings, free_ports
 
 HEAD_CPUS = 4
 START_TIMEOUT_S = 180
@@ -122,20 +122,6 @@ def port_in_use(port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free now (held open together so the kernel picks different ones)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("", 0))
-            socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def plan_head(settings: Settings) -> HeadRecord:
