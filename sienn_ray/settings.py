@@ -77,6 +77,9 @@ class Settings:
     allowed_hosts: str = field(default_factory=lambda: os.environ.get("SIENN_ALLOWED_HOSTS", ""))
     max_json_bytes: int = field(default_factory=lambda: _int_env("SIENN_MAX_JSON_BYTES", 1024 * 1024))
     key_cache_s: float = field(default_factory=lambda: _float_env("SIENN_KEY_CACHE_S", 5.0))  # revocation delay
+    # Above this dataset file size a training worker's shard is tokenized into a memory-mapped Arrow cache
+    # (train/inputs.py): as Python lists a token costs some 70 bytes, so 64 MB of data is ~1 GB of memory.
+    arrow_min_bytes: int = field(default_factory=lambda: _int_env("SIENN_ARROW_MIN_BYTES", 64 << 20))
 
     @property
     def auth_required(self) -> bool:

@@ -18,6 +18,6 @@ def connect_services(namespace: str | None = None, inference=None) -> Services:
     namespace = namespace or settings.ray_namespace
     registry = connect_registry(namespace)
     registry.ping().result(timeout=120)  # the registry creates the database's tables before anyone reads
-    return Services(registry=registry, reader=ReadStore(settings.db_url),
+    return Services(registry=registry, reader=ReadStore(settings.db_url, memo=True),
                     launch_export=partial(launch_export, namespace=namespace),
                     launch_calibration=launch_calibration, inference=inference)

@@ -8,7 +8,8 @@ so another tenant's record reads exactly like a missing one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -16,7 +17,10 @@ from ..schemas.auth import ApiKeyRecord, AuditEntry
 from ..schemas.datasets import DatasetRecord
 from ..schemas.exports import ExportRecord
 from ..schemas.jobs import JobEvent, JobPhase, JobRecord, JobStatus, LossPoint
+from .read_memo import ReadMemo
 from .tables import api_keys, audit_log, datasets, events, exports, jobs, make_engine, metrics
+
+T = TypeVar("T")
 
 # Statuses of jobs that still need their dataset (not finished, maybe resumed).
 UNFINISHED = (JobStatus.PENDING.value, JobStatus.RUNNING.value, JobStatus.PAUSED.value)
@@ -43,14 +47,27 @@ def _order(time_col: sa.Column, id_col: sa.Column, newest_first: bool) -> tuple:
 
 
 class ReadStore:
-    """Read-only access to the metadata database (SQLite: ``query_only``, so it can never write)."""
+    """Read-only access to the metadata database (SQLite: ``query_only``, so it can never write).
 
-    def __init__(self, url: str, *, read_only: bool = True):
+    ``memo``: the reads that clients poll (jobs, their events and losses, datasets, exports) keep their
+    rows until the next commit (``read_memo.py``; SQLite only). Rows, not records: every caller still
+    gets records of its own to change.
+    """
+
+    def __init__(self, url: str, *, read_only: bool = True, memo: bool = False):
         self.url = url
         self.engine = make_engine(url, read_only=read_only)
+        database = self.engine.url.database
+        sqlite_file = self.engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
+        self._memo = ReadMemo(database) if memo and sqlite_file else None
 
     def close(self) -> None:
+        if self._memo is not None:
+            self._memo.close()
         self.engine.dispose()
+
+    def _remembered(self, key: Hashable, fetch: Callable[[], T]) -> T:
+        return fetch() if self._memo is None else self._memo.get(key, fetch)
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:
@@ -60,22 +77,27 @@ class ReadStore:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
 
-    def _page(self, table: sa.Table, where: list, order, limit: int | None, offset: int) -> tuple[list[str], int]:
+    def _rows(self, query) -> tuple:
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(query).all())
+
+    def _page(self, table: sa.Table, where: list, order, limit: int | None, offset: int) -> tuple[tuple[str, ...], int]:
         with self.engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
             query = sa.select(table.c.record).where(*where).order_by(*order).offset(offset)
             if limit is not None:
                 query = query.limit(limit)
-            return list(conn.execute(query).scalars()), total
+            return tuple(conn.execute(query).scalars()), total
 
     # datasets
     def get_dataset(self, dataset_id: str, tenant: str | None = None) -> DatasetRecord | None:
-        raw = self._one(sa.select(datasets.c.record).where(datasets.c.dataset_id == dataset_id,
-                                                           *_scoped(datasets, tenant)))
+        raw = self._remembered(("dataset", dataset_id, tenant), lambda: self._one(
+            sa.select(datasets.c.record).where(datasets.c.dataset_id == dataset_id, *_scoped(datasets, tenant))))
         return DatasetRecord.model_validate_json(raw) if raw else None
 
     def list_datasets(self, tenant: str | None, limit: int, offset: int) -> tuple[list[DatasetRecord], int]:
-        rows, total = self._page(datasets, _scoped(datasets, tenant), (datasets.c.uploaded_at.desc(),), limit, offset)
+        rows, total = self._remembered(("datasets", tenant, limit, offset), lambda: self._page(
+            datasets, _scoped(datasets, tenant), (datasets.c.uploaded_at.desc(),), limit, offset))
         return [DatasetRecord.model_validate_json(r) for r in rows], total
 
     def datasets_after(self, tenant: str | None, after: DatasetRecord | None, limit: int,
@@ -93,13 +115,15 @@ class ReadStore:
 
     # jobs
     def get_job(self, job_id: str, tenant: str | None = None) -> JobRecord | None:
-        raw = self._one(sa.select(jobs.c.record).where(jobs.c.job_id == job_id, *_scoped(jobs, tenant)))
+        raw = self._remembered(("job", job_id, tenant), lambda: self._one(
+            sa.select(jobs.c.record).where(jobs.c.job_id == job_id, *_scoped(jobs, tenant))))
         return JobRecord.model_validate_json(raw) if raw else None
 
     def list_jobs(self, tenant: str | None = None, status: str | None = None, limit: int | None = None,
                   offset: int = 0) -> tuple[list[JobRecord], int]:
-        where = _scoped(jobs, tenant) + ([jobs.c.status == status] if status else [])
-        rows, total = self._page(jobs, where, (jobs.c.created_at.desc(),), limit, offset)
+        rows, total = self._remembered(("jobs", tenant, status, limit, offset), lambda: self._page(
+            jobs, _scoped(jobs, tenant) + ([jobs.c.status == status] if status else []),
+            (jobs.c.created_at.desc(),), limit, offset))
         return [JobRecord.model_validate_json(r) for r in rows], total
 
     def jobs_after(self, tenant: str | None, after: JobRecord | None, limit: int, status: str | None = None,
@@ -122,8 +146,11 @@ class ReadStore:
         """1 for the job launched next, 2 for the one after, ...; None for a job not in the queue."""
         if job.phase != JobPhase.QUEUED:
             return None
+        return self._remembered(("queue_position", job.job_id), lambda: self._queue_position(job.job_id))
+
+    def _queue_position(self, job_id: str) -> int | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(jobs.c.priority, jobs.c.queue_seq).where(jobs.c.job_id == job.job_id)).first()
+            row = conn.execute(sa.select(jobs.c.priority, jobs.c.queue_seq).where(jobs.c.job_id == job_id)).first()
             if row is None:
                 return None
             ahead = sa.or_(jobs.c.priority > row.priority,
@@ -143,41 +170,42 @@ class ReadStore:
                 or JobRecord.model_validate_json(r.record).eval_dataset_id == dataset_id]
 
     def job_counts(self, tenant: str | None = None) -> dict[str, int]:
+        return dict(self._remembered(("job_counts", tenant), lambda: self._job_counts(tenant)))
+
+    def _job_counts(self, tenant: str | None) -> tuple:
         query = sa.select(jobs.c.status, sa.func.count()).where(*_scoped(jobs, tenant)).group_by(jobs.c.status)
         with self.engine.connect() as conn:
-            return {status: count for status, count in conn.execute(query).all()}
+            return tuple(conn.execute(query).all())
 
     # events and loss history
     def list_events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[JobEvent]:
         """Events of a job with ``seq`` > ``after``, oldest first."""
-        query = sa.select(events).where(events.c.job_id == job_id, events.c.id > after).order_by(events.c.id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.limit(limit)).all()
+        rows = self._remembered(("events", job_id, after, limit), lambda: self._rows(
+            sa.select(events).where(events.c.job_id == job_id, events.c.id > after).order_by(events.c.id).limit(limit)))
         return [JobEvent(seq=r.id, job_id=r.job_id, type=r.type, timestamp=r.timestamp, data=json.loads(r.data))
                 for r in rows]
 
     def events_before(self, job_id: str, before: int | None, limit: int | None,
                       types: Iterable[str] | None = None) -> list[JobEvent]:
         """Events of a job with ``seq`` < ``before`` (all when None), newest first; only ``types`` if given."""
+        types = None if types is None else tuple(types)
         where = [events.c.job_id == job_id] + ([events.c.id < before] if before is not None else [])
         if types is not None:
-            where.append(events.c.type.in_(list(types)))
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(events).where(*where).order_by(events.c.id.desc()).limit(limit)).all()
+            where.append(events.c.type.in_(types))
+        rows = self._remembered(("events_before", job_id, before, limit, types), lambda: self._rows(
+            sa.select(events).where(*where).order_by(events.c.id.desc()).limit(limit)))
         return [JobEvent(seq=r.id, job_id=r.job_id, type=r.type, timestamp=r.timestamp, data=json.loads(r.data))
                 for r in rows]
 
     def loss_history(self, job_id: str) -> list[LossPoint]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(metrics.c.point).where(metrics.c.job_id == job_id).order_by(metrics.c.step)
-            ).scalars()
-            return [LossPoint.model_validate_json(r) for r in rows]
+        rows = self._remembered(("loss_history", job_id), lambda: tuple(r for (r,) in self._rows(
+            sa.select(metrics.c.point).where(metrics.c.job_id == job_id).order_by(metrics.c.step))))
+        return [LossPoint.model_validate_json(r) for r in rows]
 
     # exports
     def get_export(self, export_id: str, tenant: str | None = None) -> ExportRecord | None:
-        raw = self._one(sa.select(exports.c.record).where(exports.c.export_id == export_id,
-                                                          *_scoped(exports, tenant)))
+        raw = self._remembered(("export", export_id, tenant), lambda: self._one(
+            sa.select(exports.c.record).where(exports.c.export_id == export_id, *_scoped(exports, tenant))))
         return ExportRecord.model_validate_json(raw) if raw else None
 
     def list_exports(self, job_id: str | None = None, status: str | None = None,
@@ -187,7 +215,8 @@ class ReadStore:
             where.append(exports.c.job_id == job_id)
         if status:
             where.append(exports.c.status == status)
-        rows, _ = self._page(exports, where, (exports.c.created_at.desc(),), None, 0)
+        rows, _ = self._remembered(("exports", job_id, status, tenant), lambda: self._page(
+            exports, where, (exports.c.created_at.desc(),), None, 0))
         return [ExportRecord.model_validate_json(r) for r in rows]
 
     def find_export(self, job_id: str, fmt: str, quantization: str | None,

@@ -2,7 +2,7 @@
 
 The split is decided from the row count and the seed alone, so every rank
 agrees on it without talking; each rank then parses and tokenizes only the rows
-of its own shard. A dataset file over ``ARROW_MIN_BYTES`` is tokenized into a
+of its own shard. A dataset file over ``SIENN_ARROW_MIN_BYTES`` is tokenized into a
 memory-mapped Arrow cache beside it (``data/arrow_examples.py``) instead of a
 list, so a worker's memory does not grow with the dataset.
 """
@@ -10,7 +10,6 @@ list, so a worker's memory does not grow with the dataset.
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from ..data.packing import shard_indices
 from ..data.templates import PromptTemplate
 from ..data.tokenize import (IGNORE_INDEX, TokenizedExample, TokenizeStats, count_example, tokenize_example,
                              tokenize_records)
+from ..settings import get_settings
 from .spec import TrainJobSpec, effective_validation_split
 
 
@@ -79,10 +79,6 @@ class Shard:
     stats: TokenizeStats
 
 
-# Above this file size a shard's examples go to an Arrow cache: as Python lists a token costs some 70
-# bytes, so a 64 MB dataset is already ~1 GB of worker memory. Below it the list is faster to build.
-ARROW_MIN_BYTES = int(os.environ.get("SIENN_ARROW_MIN_BYTES", 64 << 20))
-
 
 def load_shard(path: str | Path, rows: list[int], rank: int, world_size: int, tokenizer: Any,
                template: PromptTemplate, max_length: int, train_on_inputs: bool) -> Shard:
@@ -90,7 +86,7 @@ def load_shard(path: str | Path, rows: list[int], rank: int, world_size: int, to
     mine = [rows[i] for i in shard_indices(len(rows), rank, world_size)]
     real = sum(1 for k in range(len(mine)) if rank + k * world_size < len(rows))
     args = (tokenizer, template, max_length, train_on_inputs)
-    if Path(path).stat().st_size > ARROW_MIN_BYTES:
+    if Path(path).stat().st_size > get_settings().arrow_min_bytes:  # below it, a list is faster to build
         examples, stats = _arrow_shard(path, mine[:real], *args)
         copies, _ = tokenize_records(*args[:2], _records(path, mine[real:]), *args[2:])
         return Shard(_Joined(examples, copies), len(examples), stats)

@@ -1,0 +1,172 @@
+"""The API replicas' read memo: no query while nothing changed, the newest rows once anything has (no Ray)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import sqlalchemy as sa
+from jobs_fakes import job
+
+from sienn_ray.schemas.jobs import JobStatus, LossPoint
+from sienn_ray.store import ReadStore, Store
+from sienn_ray.store.read_memo import ReadMemo
+
+
+def statements(reader: ReadStore) -> list[str]:
+    """The SQL the reader's own engine sends from now on (the memo's version check is not among them)."""
+    sent: list[str] = []
+    sa.event.listen(reader.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: sent.append(sql))
+    return sent
+
+
+def stores(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'sienn.db'}")
+    return store, ReadStore(store.url, memo=True)
+
+
+def test_a_repeated_read_sends_no_query_until_something_is_committed(tmp_path):
+    store, reader = stores(tmp_path)
+    rec = job()
+    store.put_job(rec)
+    sent = statements(reader)
+    assert reader.get_job(rec.job_id).status == JobStatus.PENDING
+    first = len(sent)
+    assert first >= 1
+    for _ in range(5):
+        reader.get_job(rec.job_id)
+        reader.list_jobs(None, limit=50)
+    after_list = len(sent)
+    assert reader.list_jobs(None, limit=50)[1] == 1 and len(sent) == after_list  # the list too, once read
+    assert after_list == first + 2  # the list's count and page, once; the repeated status reads nothing
+
+    store.put_job(rec.model_copy(update={"status": JobStatus.RUNNING, "step": 3}))  # the registry's commit
+    again = reader.get_job(rec.job_id)
+    assert (again.status, again.step) == (JobStatus.RUNNING, 3)
+    assert len(sent) > after_list
+
+
+def test_a_commit_by_another_process_is_seen_by_the_next_read(tmp_path):
+    store, reader = stores(tmp_path)
+    rec = job()
+    store.put_job(rec)
+    reader.get_job(rec.job_id)
+    reader.loss_history(rec.job_id)
+    changed = rec.model_copy(update={"step": 7}).model_dump_json()
+    script = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+              "c.execute('UPDATE jobs SET record = ? WHERE job_id = ?', (sys.argv[2], sys.argv[3])); c.commit()")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "sienn.db"), changed, rec.job_id], check=True)
+    assert reader.get_job(rec.job_id).step == 7
+    store.add_loss_point(rec.job_id, LossPoint(step=1, epoch=0, train_loss=2.5, learning_rate=1e-4))
+    assert [p.train_loss for p in reader.loss_history(rec.job_id)] == [2.5]
+
+
+def test_every_caller_gets_records_of_its_own(tmp_path):
+    store, reader = stores(tmp_path)
+    rec = job()
+    store.put_job(rec)
+    mine = reader.get_job(rec.job_id)
+    mine.queue_position, mine.message = 99, "changed by a caller"
+    fresh = reader.get_job(rec.job_id)
+    assert fresh.queue_position != 99 and fresh.message != "changed by a caller"
+    listed, _ = reader.list_jobs(None)
+    listed.clear()
+    assert len(reader.list_jobs(None)[0]) == 1
+
+
+def test_tenants_do_not_share_entries(tmp_path):
+    store, reader = stores(tmp_path)
+    rec = job(tenant="team-a")
+    store.put_job(rec)
+    assert reader.get_job(rec.job_id, "team-a") is not None
+    assert reader.get_job(rec.job_id, "team-b") is None
+    assert reader.list_jobs("team-b")[1] == 0 and reader.list_jobs("team-a")[1] == 1
+
+
+def test_the_version_is_read_from_the_wal_index_and_a_rollback_journal_still_works(tmp_path):
+    store, reader = stores(tmp_path)
+    rec = job()
+    store.put_job(rec)
+    reader.get_job(rec.job_id)
+    assert reader._memo.reads_wal_index  # the registry's database is in WAL mode
+
+    db = tmp_path / "journal.db"  # a database in rollback-journal mode has no WAL-index
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (v TEXT)")
+        conn.execute("INSERT INTO t VALUES ('old')")
+    memo = ReadMemo(str(db))
+    read = lambda: sqlite3.connect(db).execute("SELECT v FROM t").fetchone()[0]  # noqa: E731
+    assert memo.get("v", read) == "old" and not memo.reads_wal_index
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE t SET v = 'new'")
+    assert memo.get("v", read) == "new"
+
+
+class FrozenHeader:
+    """A WAL-index header that never moves: what the cross-check is there to catch."""
+
+    def __init__(self, header: bytes):
+        self.header = header
+
+    def __getitem__(self, item):
+        return (self.header * 2)[item]
+
+    def close(self):
+        pass
+
+
+def test_a_header_that_misses_a_commit_is_dropped_for_sqlites_own_version(tmp_path, caplog):
+    store, _ = stores(tmp_path)
+    rec = job()
+    store.put_job(rec)
+    reader = ReadStore(store.url, memo=True)
+    reader._memo.verify_s = 0  # cross-check at every read
+    assert reader.get_job(rec.job_id).step == 0
+    memo = reader._memo
+    memo._index = FrozenHeader(memo._index[:48])
+    assert reader.get_job(rec.job_id).step == 0
+    store.put_job(rec.model_copy(update={"step": 5}))
+    assert reader.get_job(rec.job_id).step == 5
+    assert not memo.reads_wal_index and "missed a commit" in caplog.text
+
+
+def test_the_memo_is_bounded_in_bytes(tmp_path):
+    db = tmp_path / "plain.db"
+    sqlite3.connect(db).close()
+    memo = ReadMemo(str(db), max_bytes=16 * 1024)
+    calls = []
+
+    def fetch(value):
+        calls.append(value)
+        return value
+
+    memo.get("big", lambda: fetch("x" * 2048))  # over a sixteenth of the budget: never kept
+    memo.get("big", lambda: fetch("x" * 2048))
+    assert len(calls) == 2
+    for i in range(40):  # 40 x ~0.5 KiB > 16 KiB: the oldest go first
+        memo.get(i, lambda i=i: fetch(f"{i:0>400}"))
+    before = len(calls)
+    memo.get(39, lambda: fetch("newest"))
+    memo.get(0, lambda: fetch("oldest"))
+    assert calls[before:] == ["oldest"]
+
+
+def test_an_unreadable_database_leaves_each_read_to_the_store(tmp_path):
+    memo = ReadMemo(str(tmp_path / "no-such-dir" / "sienn.db"))
+    calls = []
+    assert memo.get("k", lambda: calls.append(1) or "value") == "value"
+    assert memo.get("k", lambda: calls.append(1) or "value") == "value"
+    assert len(calls) == 2  # nothing kept without a version to keep it under
+
+
+def test_without_memo_or_on_another_database_every_read_queries(tmp_path):
+    store, _ = stores(tmp_path)
+    rec = job()
+    store.put_job(rec)
+    plain = ReadStore(store.url)
+    sent = statements(plain)
+    plain.get_job(rec.job_id)
+    plain.get_job(rec.job_id)
+    assert len(sent) == 2
+    assert ReadStore("sqlite://", memo=True)._memo is None  # an in-memory database has no other connections
