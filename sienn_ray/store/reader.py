@@ -189,11 +189,14 @@ class ReadStore:
                       types: Iterable[str] | None = None) -> list[JobEvent]:
         """Events of a job with ``seq`` < ``before`` (all when None), newest first; only ``types`` if given."""
         types = None if types is None else tuple(types)
-        where = [events.c.job_id == job_id] + ([events.c.id < before] if before is not None else [])
-        if types is not None:
-            where.append(events.c.type.in_(types))
-        rows = self._remembered(("events_before", job_id, before, limit, types), lambda: self._rows(
-            sa.select(events).where(*where).order_by(events.c.id.desc()).limit(limit)))
+
+        def fetch() -> tuple:
+            where = [events.c.job_id == job_id] + ([events.c.id < before] if before is not None else [])
+            if types is not None:
+                where.append(events.c.type.in_(types))
+            return self._rows(sa.select(events).where(*where).order_by(events.c.id.desc()).limit(limit))
+
+        rows = self._remembered(("events_before", job_id, before, limit, types), fetch)
         return [JobEvent(seq=r.id, job_id=r.job_id, type=r.type, timestamp=r.timestamp, data=json.loads(r.data))
                 for r in rows]
 
@@ -210,13 +213,15 @@ class ReadStore:
 
     def list_exports(self, job_id: str | None = None, status: str | None = None,
                      tenant: str | None = None) -> list[ExportRecord]:
-        where = _scoped(exports, tenant)
-        if job_id:
-            where.append(exports.c.job_id == job_id)
-        if status:
-            where.append(exports.c.status == status)
-        rows, _ = self._remembered(("exports", job_id, status, tenant), lambda: self._page(
-            exports, where, (exports.c.created_at.desc(),), None, 0))
+        def fetch() -> tuple:
+            where = _scoped(exports, tenant)
+            if job_id:
+                where.append(exports.c.job_id == job_id)
+            if status:
+                where.append(exports.c.status == status)
+            return self._page(exports, where, (exports.c.created_at.desc(),), None, 0)
+
+        rows, _ = self._remembered(("exports", job_id, status, tenant), fetch)
         return [ExportRecord.model_validate_json(r) for r in rows]
 
     def find_export(self, job_id: str, fmt: str, quantization: str | None,
