@@ -16,7 +16,9 @@ Back-pressure is bounded at both ends: a replica takes ``MAX_ONGOING_REQUESTS``
 at once (a full batch plus as many waiting to join it), and each caller (the API
 ingress) queues at most ``MAX_QUEUED_REQUESTS`` more; past that Serve raises
 ``BackPressureError`` at once, which the API answers as 503 with Retry-After
-(``overloaded``). These constants are the one source of both numbers:
+(``overloaded``). Serve checks the caller's queue before a call counts itself, so
+the API ingress also bounds its own calls in flight to the sum of both numbers
+(``inference/inflight.py``). These constants are the one source of both numbers:
 ``serve_config.yaml`` does not repeat them.
 """
 

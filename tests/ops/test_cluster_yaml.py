@@ -60,3 +60,11 @@ def test_serve_config_matches_serves_own_schema():
     from ray.serve.schema import ServeDeploySchema
 
     ServeDeploySchema.model_validate(yaml.safe_load((ROOT / "serve_config.yaml").read_text()))
+
+
+def test_every_node_runs_the_event_loops_apply_ray_env_sets():
+    from sienn_ray.settings import EVENT_LOOP_ENV
+
+    cfg = _config()
+    starts = [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c]
+    assert all(f"{name}={value}" in c for c in starts for name, value in EVENT_LOOP_ENV.items())

@@ -23,7 +23,8 @@ from ray.serve.exceptions import BackPressureError
 from ... import paths
 from ...errors import JobStateConflict, ServiceUnavailable, SiennError
 from ...inference.adapter_files import require_adapter
-from ...inference.deployment import overloaded
+from ...inference.deployment import MAX_ONGOING_REQUESTS, MAX_QUEUED_REQUESTS, RETRY_AFTER_S, overloaded
+from ...inference.inflight import InflightBound
 from ...jobs.client import unwrap_domain_error
 from ...models.resolve import resolve_model
 from ...schemas.inference_call import InferenceResult
@@ -107,25 +108,40 @@ def _handle(services: Services, target: Target, stream: bool = False):
     return services.inference.options(**options)
 
 
+# This API replica's calls to the inference deployment, bounded by what one inference replica runs
+# plus what a caller may queue for it (the numbers Serve is given; see inference/inflight.py for why
+# Serve's own check is not enough). Raise it with the inference deployment's max_replicas.
+_inflight = InflightBound(MAX_ONGOING_REQUESTS + MAX_QUEUED_REQUESTS, RETRY_AFTER_S)
+
+
 async def generate(services: Services, target: Target, call: dict) -> InferenceResult:
     """Run one call to the end on the inference deployment."""
+    slot = _inflight.take()
     try:
         return InferenceResult(**await _handle(services, target).generate.remote(call))
     except RayTaskError as err:
         raise unwrap_domain_error(err) from None
     except BackPressureError as err:
         raise overloaded(err) from None
+    finally:
+        slot.release()
 
 
 async def open_stream(services: Services, target: Target, call: dict) -> AsyncGenerator[dict, None]:
     """Start a streaming call; errors found before the first token (404, 400) raise here, not mid-stream."""
-    events = _handle(services, target, stream=True).stream.remote(call)
+    slot = _inflight.take()
     try:
+        events = _handle(services, target, stream=True).stream.remote(call)
         first = await events.__anext__()
     except RayTaskError as err:
+        slot.release()
         raise unwrap_domain_error(err) from None
     except BackPressureError as err:
+        slot.release()
         raise overloaded(err) from None
+    except BaseException:
+        slot.release()
+        raise
 
     async def rest() -> AsyncGenerator[dict, None]:
         try:
@@ -136,8 +152,11 @@ async def open_stream(services: Services, target: Target, call: dict) -> AsyncGe
             raise unwrap_domain_error(err) from None
         finally:
             events.cancel()  # the HTTP client left: stop generating for it
+            slot.release()
 
-    return rest()
+    stream = rest()
+    slot.release_with(stream)  # a stream nobody reads (its client left first) gives its place back too
+    return stream
 
 
 def call_for(target: Target, **fields) -> dict:
