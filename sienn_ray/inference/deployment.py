@@ -34,6 +34,7 @@ from ray.serve.exceptions import BackPressureError
 from ..errors import Overloaded
 from ..schemas.inference_call import InferenceCall, InferenceResult
 from .engine import InferenceEngine
+from .inflight import AT_CAPACITY
 from .request import Completion, ModelRef, PromptSpec, Started
 
 DEFAULT_MAX_ADAPTERS = 8
@@ -140,5 +141,4 @@ def _result(done: Completion) -> dict:
 
 def overloaded(err: BackPressureError) -> Overloaded:
     """Serve's back-pressure rejection as our domain error (503 with Retry-After, in the API's format)."""
-    return Overloaded("The inference service is at capacity; retry later",
-                      retry_after=err.retry_after_s or RETRY_AFTER_S)
+    return Overloaded(AT_CAPACITY, retry_after=err.retry_after_s or RETRY_AFTER_S)

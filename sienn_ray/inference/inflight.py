@@ -14,6 +14,9 @@ import weakref
 
 from ..errors import Overloaded
 
+# What a refused inference call is told, by this bound and by Serve's (``deployment.overloaded``).
+AT_CAPACITY = "The inference service is at capacity; retry later"
+
 
 class InflightBound:
     def __init__(self, limit: int, retry_after_s: float):
@@ -22,7 +25,7 @@ class InflightBound:
     def take(self) -> Slot:
         """A slot for one call, or 503 (``Overloaded``) when ``limit`` calls are already in flight."""
         if self.inflight >= self.limit:
-            raise Overloaded("The inference service is at capacity; retry later", retry_after=self.retry_after_s)
+            raise Overloaded(AT_CAPACITY, retry_after=self.retry_after_s)
         self.inflight += 1
         return Slot(self)
 

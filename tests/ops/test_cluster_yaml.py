@@ -16,6 +16,11 @@ def _config() -> dict:
     return yaml.safe_load((ROOT / "cluster.yaml").read_text())
 
 
+def _ray_starts(cfg: dict) -> list[str]:
+    """The `ray start` lines of the head and of the workers."""
+    return [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c]
+
+
 def test_cluster_yaml_matches_rays_own_schema():
     schema = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
     jsonschema.validate(_config(), schema)
@@ -39,7 +44,7 @@ def test_cluster_yaml_starts_this_app_with_shared_storage():
 def test_every_node_reads_the_one_token_in_shared_storage():
     cfg = _config()
     token = "RAY_AUTH_TOKEN_PATH=/mnt/sienn/run/ray_auth_token"
-    starts = [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c]
+    starts = _ray_starts(cfg)
     assert len(starts) == 2 and all(token in c and "RAY_AUTH_MODE=token" in c for c in starts)
     head = cfg["head_start_ray_commands"]
     creates = next(i for i, c in enumerate(head) if "python3 -m sienn_ray env" in c)
@@ -66,5 +71,5 @@ def test_every_node_runs_the_event_loops_apply_ray_env_sets():
     from sienn_ray.settings import EVENT_LOOP_ENV
 
     cfg = _config()
-    starts = [c for c in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"] if "ray start" in c]
+    starts = _ray_starts(cfg)
     assert all(f"{name}={value}" in c for c in starts for name, value in EVENT_LOOP_ENV.items())
