@@ -7,7 +7,9 @@ Starts its own local Ray (4 CPUs) with a fresh storage root and the real Serve a
 While that job trains and a background thread keeps uploading datasets, Debian's
 ``wrk`` (a second process, loopback only, bounded by ``--seconds`` and a 2 s
 timeout) drives ``/health``, ``/api/training-status/{id}``, ``/api/jobs`` and the
-two polled together, each for ``--seconds`` at ``--connections``. The peers: a
+two polled together, each for ``--seconds`` at ``--connections``, in ``--rounds``
+slices taken in turns (so no phase alone meets the job's checkpoint or an
+upload's validation) and merged per phase. The peers: a
 plain FastAPI app under plain uvicorn (bench/plain_app.py, the same FastAPI) and
 our own app under plain uvicorn, so the Serve tier's share is visible. Then the
 inference queue is filled and ``/api/test-model`` must answer 503 + Retry-After at
@@ -42,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 from load_extras import backpressure_check, profile_pids, serve_pids, with_cpu  # noqa: E402
-from wrk_run import run_wrk, wrk_available  # noqa: E402
+from wrk_run import merge_runs, run_wrk, wrk_available  # noqa: E402
 
 # Long enough to train through every phase; cancelled at the end.
 JOB_CONFIG = {"num_epochs": 1000, "batch_size": 4, "max_length": 64, "lora_r": 4, "lora_alpha": 8,
@@ -127,8 +129,8 @@ def peer(app: str, factory: bool, seconds: int, connections: int) -> dict:
                             env=os.environ | {"PYTHONPATH": str(ROOT)})
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 60)
-        return with_cpu({"uvicorn": proc.pid}, lambda: run_wrk(f"http://127.0.0.1:{port}", ["/health"],
-                                                                connections=connections, duration_s=seconds))
+        return merge_runs([with_cpu({"uvicorn": proc.pid}, lambda: run_wrk(
+            f"http://127.0.0.1:{port}", ["/health"], connections=connections, duration_s=seconds))])
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -149,13 +151,13 @@ def measure(api: str, job_id: str, args) -> dict:
                  "status_and_list": [status_path, list_path]}
         pids = serve_pids()
         # Untimed warm-up: connections opened, worker threads and caches filled, the job past its start.
-        warmup = run_wrk(api, ["/health", status_path], connections=args.connections, duration_s=5)
-        phases = {name: with_cpu(pids, lambda: run_wrk(api, paths[name], **load)) for name in args.phases.split(",")}
+        warmup = merge_runs([run_wrk(api, ["/health", status_path], connections=args.connections, duration_s=5)])
+        phases = interleaved(api, paths, args.phases.split(","), pids, args)
         profile = None
         if args.profile:
             first = args.phases.split(",")[0]  # the phase profiled again: the first one asked for
-            sampler = threading.Thread(target=lambda: phases.__setitem__(f"{first}_profiled", run_wrk(
-                api, paths[first], **load)))
+            sampler = threading.Thread(target=lambda: phases.__setitem__(f"{first}_profiled", merge_runs([run_wrk(
+                api, paths[first], **load)])))
             sampler.start()
             profile = profile_pids({k: v for k, v in pids.items() if k != "haproxy"}, max(args.seconds - 5, 5))
             sampler.join()
@@ -168,6 +170,19 @@ def measure(api: str, job_id: str, args) -> dict:
             "job_during_load": {"status": job["status"], "step": job["step"]}}
 
 
+def interleaved(api: str, paths: dict[str, list[str]], names: list[str], pids: dict[str, int], args) -> dict:
+    """Each phase's ``--seconds`` in ``--rounds`` slices, the phases taking turns (reversed every other
+    round), merged per phase: the phases then share the machine's slow and fast moments (the training
+    job's steps, evaluation and checkpoints; an upload's validation) instead of each meeting its own."""
+    slices: dict[str, list[dict]] = {name: [] for name in names}
+    seconds = max(1, round(args.seconds / args.rounds))
+    for turn in range(args.rounds):
+        for name in names if turn % 2 == 0 else names[::-1]:
+            slices[name].append(with_cpu(pids, lambda: run_wrk(api, paths[name], connections=args.connections,
+                                                                duration_s=seconds)))
+    return {name: merge_runs(runs) for name, runs in slices.items()}
+
+
 def summarize(result: dict) -> dict:
     """Ratios between the phases and the peers, and the issue's goals met or not."""
     phases = result["phases"]
@@ -178,6 +193,7 @@ def summarize(result: dict) -> dict:
         "serve_health_vs_plain_uvicorn": ratio(phases["health"], result["plain_uvicorn_health"]),
         "our_app_plain_vs_plain_uvicorn": ratio(result["our_app_plain_uvicorn_health"],
                                                 result["plain_uvicorn_health"]),
+        "status_vs_health_by_round": [ratio(s, h) for s, h in zip(phases["status"]["runs"], phases["health"]["runs"])],
     }
     polled = [phases[k] for k in ("status", "list_jobs", "status_and_list")]
     goals = {
@@ -192,6 +208,8 @@ def main() -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="slices each phase's --seconds into this many turns, the phases alternating")
     parser.add_argument("--profile", action="store_true", help="py-spy the Serve proxy and ingress replica")
     parser.add_argument("--phases", default="health,status,list_jobs,status_and_list",
                         help="comma-separated subset of the wrk phases")

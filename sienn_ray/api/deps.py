@@ -38,6 +38,10 @@ async def get_services() -> Services:
 
 
 async def get_principal(request: Request) -> Principal:
+    return principal_of(request)
+
+
+def principal_of(request: Request) -> Principal:
     """Who the request acts for: the principal ``security.SecurityMiddleware`` resolved from its API key
     (the default tenant, as an admin, when auth is off and no key is sent). No principal means the
     middleware did not run: refuse rather than act for anyone."""

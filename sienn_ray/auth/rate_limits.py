@@ -2,9 +2,9 @@
 
 Every request of a class counts against its caller's window (the API key, or
 the client address with auth off). ``WindowLimiter`` works over any ``limits``
-storage: the named Ray actor of ``api/rate_limit_store.py`` holds one in
-memory for every API replica, or a storage URI (``SIENN_RATE_LIMIT_STORAGE``,
-e.g. ``redis://...``) is shared directly.
+storage named by URI (``SIENN_RATE_LIMIT_STORAGE``, e.g. ``redis://...``); by
+default the named Ray actor of ``api/rate_limit_store.py`` holds the windows
+(``rate_leases.LeaseWindows``) for every API replica.
 """
 
 from __future__ import annotations
@@ -74,12 +74,13 @@ class WindowLimiter:
         return cls(storage_from_string(uri))
 
     def hit(self, spec: str, limit_class: str, caller: str) -> Decision:
-        item = _item(spec)
+        item = rate_limit_item(spec)
         allowed = self.strategy.hit(item, limit_class, caller)
         stats = self.strategy.get_window_stats(item, limit_class, caller)
         return Decision(allowed, item.amount, stats.remaining, stats.reset_time)
 
 
 @lru_cache(maxsize=64)
-def _item(spec: str) -> RateLimitItem:
+def rate_limit_item(spec: str) -> RateLimitItem:
+    """``100/minute`` parsed once: its amount and window length."""
     return parse(spec)

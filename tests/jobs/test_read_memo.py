@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
 
+import pytest
 import sqlalchemy as sa
 from jobs_fakes import job
 
-from sienn_ray.schemas.jobs import JobStatus, LossPoint
+from sienn_ray.errors import JobNotFound
+from sienn_ray.schemas.jobs import JobRecord, JobStatus, LossPoint
+from sienn_ray.services import jobs as job_service
+from sienn_ray.services.context import Services
+from sienn_ray.services.principal import DEFAULT_PRINCIPAL, Principal
 from sienn_ray.store import ReadStore, Store
 from sienn_ray.store.read_memo import ReadMemo
 
@@ -170,3 +176,31 @@ def test_without_memo_or_on_another_database_every_read_queries(tmp_path):
     plain.get_job(rec.job_id)
     assert len(sent) == 2
     assert ReadStore("sqlite://", memo=True)._memo is None  # an in-memory database has no other connections
+
+
+def test_the_status_answer_is_rendered_once_per_database_version(tmp_path, monkeypatch):
+    """The status route's body: the job with its queue position, as ``get_job`` gives it, parsed and
+    serialized once while nothing is committed, newly rendered after a commit, and scoped by tenant."""
+    store, reader = stores(tmp_path)
+    first, second = job(), job()
+    store.enqueue_job(first)
+    store.enqueue_job(second)
+    services = Services(registry=None, reader=reader)
+    parsed = []
+    real_parse = JobRecord.model_validate_json
+    monkeypatch.setattr(JobRecord, "model_validate_json", lambda raw: parsed.append(1) or real_parse(raw))
+
+    body = job_service.job_json(services, DEFAULT_PRINCIPAL, second.job_id)
+    assert json.loads(body) == json.loads(job_service.get_job(services, DEFAULT_PRINCIPAL, second.job_id)
+                                          .model_dump_json())
+    assert json.loads(body)["queue_position"] == 2
+    parsed.clear()
+    for _ in range(5):
+        assert job_service.job_json(services, DEFAULT_PRINCIPAL, second.job_id) == body
+    assert parsed == []  # nothing committed: no parse, no serialization
+
+    store.put_job(second.model_copy(update={"step": 5, "message": "training"}))
+    again = json.loads(job_service.job_json(services, DEFAULT_PRINCIPAL, second.job_id))
+    assert (again["step"], again["message"]) == (5, "training")
+    with pytest.raises(JobNotFound):
+        job_service.job_json(services, Principal(tenant="team-b", key_name="b", is_admin=False), second.job_id)

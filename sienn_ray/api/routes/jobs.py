@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from ...schemas.common import format_duration
 from ...schemas.jobs import (
@@ -15,7 +15,7 @@ from ...schemas.jobs import (
     StartFinetuningResponse,
 )
 from ...services import control, jobs, submit
-from ..deps import MAX_OFFSET, PrincipalDep, ServicesDep
+from ..deps import MAX_OFFSET, PrincipalDep, ServicesDep, current_services, principal_of
 from ..openapi import errors
 
 router = APIRouter(tags=["fine-tuning"])
@@ -33,10 +33,12 @@ async def start_finetuning(req: StartFinetuningRequest, services: ServicesDep, p
     )
 
 
+# The polled route takes its services and principal itself, not through Depends: FastAPI's dependency
+# solving was the largest cost left in a status poll in a Serve replica (bench/api_load.py, py-spy).
 @router.get("/api/training-status/{job_id}", response_model=JobRecord, responses=errors(404))
-async def training_status(job_id: str, services: ServicesDep, principal: PrincipalDep):
+async def training_status(job_id: str, request: Request):
     """Status, phase, queue position, progress and metrics of one job."""
-    return jobs.get_job(services, principal, job_id)
+    return _rendered(jobs.job_json(current_services(), principal_of(request), job_id))
 
 
 @router.get("/api/jobs", response_model=JobList, responses=errors(400))
@@ -52,9 +54,9 @@ async def list_jobs(
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobRecord, responses=errors(404))
-async def get_job(job_id: str, services: ServicesDep, principal: PrincipalDep):
+async def get_job(job_id: str, request: Request):
     """One job's full record (same as training-status)."""
-    return jobs.get_job(services, principal, job_id)
+    return await training_status(job_id, request)
 
 
 @router.post("/api/jobs/{job_id}/cancel", response_model=JobRecord, responses=errors(404, 409, 503))
@@ -87,3 +89,8 @@ async def job_events(job_id: str, services: ServicesDep, principal: PrincipalDep
 async def loss_history(job_id: str, services: ServicesDep, principal: PrincipalDep):
     """Per-step train/eval loss and learning rate, for plotting."""
     return jobs.loss_history(services, principal, job_id)
+
+
+def _rendered(body: bytes) -> Response:
+    """A record already rendered as the route's ``response_model`` (FastAPI passes a Response through)."""
+    return Response(body, media_type="application/json")
