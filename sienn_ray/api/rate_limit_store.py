@@ -2,7 +2,8 @@
 
 By default a small named, detached actor holds the namespace's windows
 (``auth/rate_leases.LeaseWindows``; a restart forgets them, which only lets
-callers start afresh) and leases a busy caller's hits to each replica. With ``SIENN_RATE_LIMIT_STORAGE`` (a ``limits`` storage URI such as
+callers start afresh) and leases a busy caller's hits to each replica. With
+``SIENN_RATE_LIMIT_STORAGE`` (a ``limits`` storage URI such as
 ``redis://host:6379``) each replica talks to that storage directly instead.
 """
 
@@ -111,7 +112,10 @@ class ActorLimiter:
 
     async def hit(self, spec: str, limit_class: str, caller: str) -> Decision:
         key = (spec, limit_class, caller)
-        self._demand.setdefault(key, _Demand()).seen += 1
+        demand = self._demand.get(key)
+        if demand is None:  # not setdefault: that would build a _Demand on every request
+            demand = self._demand[key] = _Demand()
+        demand.seen += 1
         lease = self._leases.get(key)
         if lease is not None and lease.covers(time.monotonic()):
             return lease.decide()
@@ -137,12 +141,12 @@ class ActorLimiter:
                 try:
                     grants = await self._counters().take_many.remote(takes, releases, LEASE_S)
                 except Exception as err:  # noqa: BLE001 - every waiter gets it (FailOpen decides)
-                    for futures in waiting.values():
-                        _settle(futures, exception=err)
+                    for future in (f for futures in waiting.values() for f in futures):
+                        _settle(future, exception=err)
                     continue
                 for (key, futures), grant in zip(waiting.items(), map(Grant.from_dict, grants)):
                     for future, decision in zip(futures, grant.decisions):
-                        _settle([future], result=decision)
+                        _settle(future, result=decision)
                     self._keep(key, grant, sent)
         finally:
             self._sending = False
@@ -154,7 +158,7 @@ class ActorLimiter:
             lease = self._leases.get(key)
             futures = self._waiting[key]
             while futures and lease is not None and lease.covers(now):
-                _settle([futures.pop(0)], result=lease.decide())
+                _settle(futures.pop(0), result=lease.decide())
             if not futures:
                 del self._waiting[key]
         return bool(self._waiting)
@@ -187,13 +191,13 @@ class ActorLimiter:
             self._kick()
 
 
-def _settle(futures: list[asyncio.Future], *, result=None, exception: BaseException | None = None) -> None:
-    for future in futures:
-        if not future.done():  # its request may have been cancelled meanwhile
-            if exception is not None:
-                future.set_exception(exception)
-            else:
-                future.set_result(result)
+def _settle(future: asyncio.Future, *, result=None, exception: BaseException | None = None) -> None:
+    if future.done():  # its request may have been cancelled meanwhile
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)
 
 
 class UriLimiter:
