@@ -153,7 +153,8 @@ def ensure_ray_auth_token(path: Path) -> Path:
     return path
 
 
-# How every Ray worker of ours runs its event loops (cluster.yaml's `ray start` lines set the same):
+# How every Ray worker of ours runs its event loops and writes Serve's logs (cluster.yaml's `ray start`
+# lines set the same):
 # - the stock asyncio loop, not uvloop (Ray's default when installed): with uvloop a saturated uvicorn
 #   leaves some connections of a burst unanswered for seconds while others are served (bench/api_load.py:
 #   200 fresh connections, 24-99 requests over 2 s under uvloop, none under asyncio, whose ready
@@ -162,8 +163,11 @@ def ensure_ray_auth_token(path: Path) -> Path:
 # - Serve replicas run our code on their own loop, not on a second loop in another thread: otherwise
 #   every request and each of its ASGI messages crosses between the two threads through the GIL (a
 #   third of a /health request's CPU in the replica). Our deployments never block their loop (blocking
-#   work runs in threads), which is what the second loop guards against.
-EVENT_LOOP_ENV = {"RAY_USE_UVLOOP": "0", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+#   work runs in threads), which is what the second loop guards against;
+# - Serve's logs (a replica's access line per request, our loggers) go to its files under logs/serve/
+#   only, not a second time to the worker's stderr, which Ray's log monitor reads and ships line by line
+#   (bench/api_load.py: 17 MB of identical access lines written twice in four minutes at ~1,000 req/s).
+WORKER_ENV = {"RAY_USE_UVLOOP": "0", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_LOG_TO_STDERR": "0"}
 
 
 def apply_ray_env() -> None:
@@ -190,7 +194,7 @@ def apply_ray_env() -> None:
     # readiness check to start, and Serve then kills it in a loop.
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
     os.environ.setdefault("RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S", "30")
-    for name, value in EVENT_LOOP_ENV.items():
+    for name, value in WORKER_ENV.items():
         os.environ.setdefault(name, value)
     apply_serve_ingress_env(get_settings().serve_ingress)
 

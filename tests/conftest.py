@@ -123,6 +123,7 @@ def ray_session(sienn_home, embedded_models):
         configure_logging=False,
     )
     _RAY_CONTEXT["dashboard_url"] = "http://" + context.dashboard_url
+    _RAY_CONTEXT["logs_dir"] = Path(context.address_info["session_dir"]) / "logs"
     yield ray
     try:
         from ray import serve
@@ -137,6 +138,12 @@ def ray_session(sienn_home, embedded_models):
 def ray_dashboard_url(ray_session) -> str:
     """The session cluster's dashboard (Ray Jobs API) address."""
     return _RAY_CONTEXT["dashboard_url"]
+
+
+@pytest.fixture(scope="session")
+def ray_logs_dir(ray_session) -> Path:
+    """The session cluster's log folder (each worker's stdout/stderr, and Serve's own files in serve/)."""
+    return _RAY_CONTEXT["logs_dir"]
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,9 @@ def apply_progress(rec: JobRecord, update: dict, now: datetime) -> bool:
         rec.started_at = rec.started_at or now
     for key, value in update.items():
         if key in PROGRESS_FIELDS and value is not None:
-            setattr(rec, key, value)
+            # Validated as the field's type: the update crosses from the trainer as plain values (the time
+            # left as ISO text), and a bare setattr would keep a str where the record holds a datetime.
+            rec.__pydantic_validator__.validate_assignment(rec, key, value)
     if update.get("metrics"):
         rec.metrics = _merged(rec.metrics, update["metrics"])
     if update.get("estimated_completion") is None and rec.total_steps and rec.step and rec.started_at:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..schemas.jobs import JobEvents, JobList, JobRecord, JobStatus, JobSummary, LossHistory
+from ..store.tables import jobs as jobs_table
 from .context import Services
 from .lookup import find_job
 from .principal import Principal
@@ -13,10 +14,12 @@ def get_job(services: Services, principal: Principal, job_id: str) -> JobRecord:
 
 
 def job_json(services: Services, principal: Principal, job_id: str) -> bytes:
-    """``get_job`` as the API answers it, rendered once per database version: a status poll then parses
-    and serializes nothing (about a tenth of its CPU under load, bench/api_load.py)."""
+    """``get_job`` as the API answers it, rendered once per version of the jobs table: a status poll then
+    parses and serializes nothing (about a tenth of its CPU under load, bench/api_load.py), whatever
+    other tables (events, loss points, the audit trail) take commits meanwhile."""
     return services.reader.remembered(("job_json", job_id, principal.scope),
-                                      lambda: get_job(services, principal, job_id).model_dump_json().encode())
+                                      lambda: get_job(services, principal, job_id).model_dump_json().encode(),
+                                      (jobs_table,))  # the record and its queue position
 
 
 def list_jobs(services: Services, principal: Principal, status: JobStatus | None, limit: int,

@@ -23,6 +23,12 @@ to any client is seen by the next read in every replica. A value is cached under
 the version taken *before* it was read, so it is never older than its version
 says; a commit in between only discards it at the next check. No library keeps
 results by a database's version; this is small.
+
+A commit drops only the reads of the tables it wrote: each value names the tables it was read from,
+and when the header moves the memo reads the per-table versions that triggers keep
+(``table_versions.py``; one query per commit, not per read). A table's version is read before any value
+kept under it is fetched, so a write after that read always shows as a change. A database without
+those versions (not yet migrated by its writer) drops everything at each commit, as before.
 """
 
 from __future__ import annotations
@@ -33,9 +39,11 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
+
+from . import table_versions
 
 T = TypeVar("T")
 log = logging.getLogger("sienn_ray.store")
@@ -46,7 +54,7 @@ HEADER = 48  # bytes of one copy of the WAL-index header; two copies follow each
 
 
 class ReadMemo:
-    """Results by key, all dropped at once when the database has changed since they were read."""
+    """Results by key, dropped when a table they were read from has changed since."""
 
     def __init__(self, path: str, max_bytes: int = MAX_BYTES, verify_s: float = VERIFY_S):
         self.path, self.max_bytes, self.verify_s = path, max_bytes, verify_s
@@ -56,16 +64,20 @@ class ReadMemo:
         self._verified: tuple[int, bytes] | None = None  # (data_version, header) at the last cross-check
         self._verified_at = 0.0
         self._version: object = None
+        self._table_versions: dict[str, int] | None = None  # read when the version last moved
         self._bytes = 0
-        self._entries: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[object, int, frozenset[str] | None]] = OrderedDict()
+        self._by_table: dict[str, set[Hashable]] = {}  # the keys read from each table
+        self._all_tables: set[Hashable] = set()  # keys of values that name no tables: read from any
 
     @property
     def reads_wal_index(self) -> bool:
         """Whether the version comes from the mapped WAL-index header (else from SQLite, each read)."""
         return self._index is not None
 
-    def get(self, key: Hashable, fetch: Callable[[], T]) -> T:
-        """The value remembered for ``key`` if nothing was committed since it was read; else ``fetch()``."""
+    def get(self, key: Hashable, fetch: Callable[[], T], tables: Iterable[str] | None = None) -> T:
+        """The value remembered for ``key`` if none of ``tables`` (None: any table) had a commit since it
+        was read; else ``fetch()``."""
         with self._lock:
             version = self._checked_version()
             if version is not None and key in self._entries:
@@ -77,10 +89,15 @@ class ReadMemo:
             # Kept unless a newer version dropped the entries meanwhile, or it would crowd out all others.
             if version is not None and self._version == version and key not in self._entries \
                     and size <= self.max_bytes // 16:
-                self._entries[key] = (value, size)
+                names = frozenset(tables) if tables is not None else None
+                self._entries[key] = (value, size, names)
                 self._bytes += size
+                for name in names if names is not None else ():
+                    self._by_table.setdefault(name, set()).add(key)
+                if names is None:
+                    self._all_tables.add(key)
                 while self._bytes > self.max_bytes:
-                    self._bytes -= self._entries.popitem(last=False)[1][1]
+                    self._remove(next(iter(self._entries)))
         return value
 
     def close(self) -> None:
@@ -91,8 +108,8 @@ class ReadMemo:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            self._entries.clear()
-            self._bytes, self._version, self._verified = 0, None, None
+            self._clear()
+            self._version, self._verified, self._table_versions = None, None, None
 
     def _checked_version(self) -> object:
         """The database's version now, the entries dropped if it moved; None when it cannot be read (the
@@ -106,9 +123,42 @@ class ReadMemo:
         except (sqlite3.Error, OSError, ValueError):
             return None
         if version != self._version:
-            self._entries.clear()
-            self._bytes, self._version = 0, version
+            self._drop_changed_tables()
+            self._version = version
         return version
+
+    def _drop_changed_tables(self) -> None:
+        """Drop the values read from tables whose version moved (all of them when that is unknown)."""
+        versions = table_versions.read(self._conn)
+        last, self._table_versions = self._table_versions, versions
+        if versions is None or last is None:
+            self._clear()
+            return
+        changed = [name for name, version in versions.items() if last.get(name) != version]
+        stale = set(self._all_tables) if changed else set()
+        for name in changed:
+            stale |= self._by_table.pop(name, set())
+        for key in stale:
+            self._remove(key)
+
+    def _remove(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        _, size, names = entry
+        self._bytes -= size
+        if names is None:
+            self._all_tables.discard(key)
+        for name in names or ():
+            keys = self._by_table.get(name)
+            if keys is not None:
+                keys.discard(key)
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._by_table.clear()
+        self._all_tables.clear()
+        self._bytes = 0
 
     def _open(self) -> None:
         # Never writes (query_only), so no commit of its own can hide another's. Kept open: while it is,

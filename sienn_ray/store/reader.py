@@ -66,10 +66,10 @@ class ReadStore:
             self._memo.close()
         self.engine.dispose()
 
-    def remembered(self, key: Hashable, fetch: Callable[[], T]) -> T:
-        """``fetch()``, kept while the database is unchanged when this store memoizes (for values derived
-        from reads alone, such as a record rendered for the API)."""
-        return fetch() if self._memo is None else self._memo.get(key, fetch)
+    def remembered(self, key: Hashable, fetch: Callable[[], T], tables: Iterable[sa.Table]) -> T:
+        """``fetch()``, kept while ``tables`` (those it reads) are unchanged when this store memoizes (for
+        values derived from reads alone, such as a record rendered for the API)."""
+        return fetch() if self._memo is None else self._memo.get(key, fetch, [table.name for table in tables])
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:
@@ -94,12 +94,13 @@ class ReadStore:
     # datasets
     def get_dataset(self, dataset_id: str, tenant: str | None = None) -> DatasetRecord | None:
         raw = self.remembered(("dataset", dataset_id, tenant), lambda: self._one(
-            sa.select(datasets.c.record).where(datasets.c.dataset_id == dataset_id, *_scoped(datasets, tenant))))
+            sa.select(datasets.c.record).where(datasets.c.dataset_id == dataset_id, *_scoped(datasets, tenant))),
+            (datasets,))
         return DatasetRecord.model_validate_json(raw) if raw else None
 
     def list_datasets(self, tenant: str | None, limit: int, offset: int) -> tuple[list[DatasetRecord], int]:
         rows, total = self.remembered(("datasets", tenant, limit, offset), lambda: self._page(
-            datasets, _scoped(datasets, tenant), (datasets.c.uploaded_at.desc(),), limit, offset))
+            datasets, _scoped(datasets, tenant), (datasets.c.uploaded_at.desc(),), limit, offset), (datasets,))
         return [DatasetRecord.model_validate_json(r) for r in rows], total
 
     def datasets_after(self, tenant: str | None, after: DatasetRecord | None, limit: int,
@@ -118,14 +119,14 @@ class ReadStore:
     # jobs
     def get_job(self, job_id: str, tenant: str | None = None) -> JobRecord | None:
         raw = self.remembered(("job", job_id, tenant), lambda: self._one(
-            sa.select(jobs.c.record).where(jobs.c.job_id == job_id, *_scoped(jobs, tenant))))
+            sa.select(jobs.c.record).where(jobs.c.job_id == job_id, *_scoped(jobs, tenant))), (jobs,))
         return JobRecord.model_validate_json(raw) if raw else None
 
     def list_jobs(self, tenant: str | None = None, status: str | None = None, limit: int | None = None,
                   offset: int = 0) -> tuple[list[JobRecord], int]:
         rows, total = self.remembered(("jobs", tenant, status, limit, offset), lambda: self._page(
             jobs, _scoped(jobs, tenant) + ([jobs.c.status == status] if status else []),
-            (jobs.c.created_at.desc(),), limit, offset))
+            (jobs.c.created_at.desc(),), limit, offset), (jobs,))
         return [JobRecord.model_validate_json(r) for r in rows], total
 
     def jobs_after(self, tenant: str | None, after: JobRecord | None, limit: int, status: str | None = None,
@@ -148,7 +149,7 @@ class ReadStore:
         """1 for the job launched next, 2 for the one after, ...; None for a job not in the queue."""
         if job.phase != JobPhase.QUEUED:
             return None
-        return self.remembered(("queue_position", job.job_id), lambda: self._queue_position(job.job_id))
+        return self.remembered(("queue_position", job.job_id), lambda: self._queue_position(job.job_id), (jobs,))
 
     def _queue_position(self, job_id: str) -> int | None:
         with self.engine.connect() as conn:
@@ -172,7 +173,7 @@ class ReadStore:
                 or JobRecord.model_validate_json(r.record).eval_dataset_id == dataset_id]
 
     def job_counts(self, tenant: str | None = None) -> dict[str, int]:
-        return dict(self.remembered(("job_counts", tenant), lambda: self._job_counts(tenant)))
+        return dict(self.remembered(("job_counts", tenant), lambda: self._job_counts(tenant), (jobs,)))
 
     def _job_counts(self, tenant: str | None) -> tuple:
         query = sa.select(jobs.c.status, sa.func.count()).where(*_scoped(jobs, tenant)).group_by(jobs.c.status)
@@ -183,7 +184,8 @@ class ReadStore:
     def list_events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[JobEvent]:
         """Events of a job with ``seq`` > ``after``, oldest first."""
         rows = self.remembered(("events", job_id, after, limit), lambda: self._rows(
-            sa.select(events).where(events.c.job_id == job_id, events.c.id > after).order_by(events.c.id).limit(limit)))
+            sa.select(events).where(events.c.job_id == job_id, events.c.id > after).order_by(events.c.id).limit(limit)),
+            (events,))
         return [JobEvent(seq=r.id, job_id=r.job_id, type=r.type, timestamp=r.timestamp, data=json.loads(r.data))
                 for r in rows]
 
@@ -198,19 +200,20 @@ class ReadStore:
                 where.append(events.c.type.in_(types))
             return self._rows(sa.select(events).where(*where).order_by(events.c.id.desc()).limit(limit))
 
-        rows = self.remembered(("events_before", job_id, before, limit, types), fetch)
+        rows = self.remembered(("events_before", job_id, before, limit, types), fetch, (events,))
         return [JobEvent(seq=r.id, job_id=r.job_id, type=r.type, timestamp=r.timestamp, data=json.loads(r.data))
                 for r in rows]
 
     def loss_history(self, job_id: str) -> list[LossPoint]:
         rows = self.remembered(("loss_history", job_id), lambda: tuple(r for (r,) in self._rows(
-            sa.select(metrics.c.point).where(metrics.c.job_id == job_id).order_by(metrics.c.step))))
+            sa.select(metrics.c.point).where(metrics.c.job_id == job_id).order_by(metrics.c.step))), (metrics,))
         return [LossPoint.model_validate_json(r) for r in rows]
 
     # exports
     def get_export(self, export_id: str, tenant: str | None = None) -> ExportRecord | None:
         raw = self.remembered(("export", export_id, tenant), lambda: self._one(
-            sa.select(exports.c.record).where(exports.c.export_id == export_id, *_scoped(exports, tenant))))
+            sa.select(exports.c.record).where(exports.c.export_id == export_id, *_scoped(exports, tenant))),
+            (exports,))
         return ExportRecord.model_validate_json(raw) if raw else None
 
     def list_exports(self, job_id: str | None = None, status: str | None = None,
@@ -223,7 +226,7 @@ class ReadStore:
                 where.append(exports.c.status == status)
             return self._page(exports, where, (exports.c.created_at.desc(),), None, 0)
 
-        rows, _ = self.remembered(("exports", job_id, status, tenant), fetch)
+        rows, _ = self.remembered(("exports", job_id, status, tenant), fetch, (exports,))
         return [ExportRecord.model_validate_json(r) for r in rows]
 
     def find_export(self, job_id: str, fmt: str, quantization: str | None,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from . import table_versions
+
 DEFAULT_TENANT = "default"
 
 meta = sa.MetaData()
@@ -113,7 +115,8 @@ def make_engine(url: str, *, read_only: bool) -> sa.Engine:
 
 
 def migrate(engine: sa.Engine) -> None:
-    """Create missing tables, then add filter columns (and their indexes) that older databases lack."""
+    """Create missing tables, then add filter columns (and their indexes) that older databases lack, and
+    (SQLite) the per-table versions the read memo drops its reads by."""
     meta.create_all(engine)
     inspector = sa.inspect(engine)
     with engine.begin() as conn:
@@ -128,6 +131,9 @@ def migrate(engine: sa.Engine) -> None:
     for table in meta.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            table_versions.install(conn, [table.name for table in meta.sorted_tables])
 
 
 

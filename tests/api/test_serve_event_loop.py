@@ -1,4 +1,4 @@
-"""The Serve replicas of the session cluster run user code as settings.EVENT_LOOP_ENV says (real Ray + Serve).
+"""The Serve replicas of the session cluster run user code as settings.WORKER_ENV says (real Ray + Serve).
 
 A probe deployment beside the real app reports the loop its request runs on: the stock asyncio loop
 (uvloop starves some connections of a burst, see settings.py), on the replica's own loop thread (Ray's

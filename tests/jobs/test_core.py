@@ -210,3 +210,25 @@ def test_finish_is_idempotent_and_stops_the_holder(env):
     assert again.status == JobStatus.FAILED and again.message == "boom" and cluster.stopped == ["driver-1"]
     with pytest.raises(JobStateConflict):
         core.request_stop(rec.job_id, "cancel")
+
+
+def test_a_trainers_progress_report_is_stored_with_the_records_types(env):
+    import warnings
+    from datetime import datetime
+
+    from sienn_ray.train.progress import RunProgress
+    from sienn_ray.train.state import TrainState
+
+    core, cluster, _, url = env
+    job_id, token = start_training(core, cluster, job(num_epochs=2))
+    state = TrainState(total_steps=10)
+    progress = RunProgress(state, None, num_epochs=2, world_size=1, window_steps=1, truncated=0)
+    state.global_step = 4
+    update = progress.update(epoch=0)
+    assert isinstance(update["estimated_completion"], str)  # what crosses from the trainer
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydantic warns when it saves a field holding a value of another type
+        core.report_progress(job_id, update, token)
+    rec = core.get_job(job_id)
+    assert isinstance(rec.estimated_completion, datetime) and rec.step == 4
+    assert ReadStore(url).get_job(job_id).estimated_completion == rec.estimated_completion

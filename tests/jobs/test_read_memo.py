@@ -204,3 +204,109 @@ def test_the_status_answer_is_rendered_once_per_database_version(tmp_path, monke
     assert (again["step"], again["message"]) == (5, "training")
     with pytest.raises(JobNotFound):
         job_service.job_json(services, Principal(tenant="team-b", key_name="b", is_admin=False), second.job_id)
+
+
+def _versions(store: Store) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return dict(conn.exec_driver_sql("SELECT name, version FROM table_versions").all())
+
+
+def test_a_commit_to_other_tables_keeps_the_rendered_status(tmp_path, monkeypatch):
+    """Loss points, events and datasets commit all the time while jobs train; none of them is in a
+    job's status, so the rendered status survives them, and is rendered again once the job is written."""
+    from jobs_fakes import dataset
+
+    store, reader = stores(tmp_path)
+    rec = job()
+    store.enqueue_job(rec)
+    services = Services(registry=None, reader=reader)
+    body = job_service.job_json(services, DEFAULT_PRINCIPAL, rec.job_id)
+    parsed = []
+    real_parse = JobRecord.model_validate_json
+    monkeypatch.setattr(JobRecord, "model_validate_json", lambda raw: parsed.append(1) or real_parse(raw))
+    sent = statements(reader)
+
+    store.add_event(rec.job_id, rec.tenant, "epoch", {"epoch": 1})
+    store.add_loss_point(rec.job_id, LossPoint(step=1, epoch=0.5, train_loss=2.0))
+    store.put_dataset(dataset(7))
+    assert job_service.job_json(services, DEFAULT_PRINCIPAL, rec.job_id) == body
+    assert parsed == [] and sent == []
+    # the reads of the tables written are fresh
+    assert [e.type for e in reader.list_events(rec.job_id)][-1] == "epoch"
+    assert reader.loss_history(rec.job_id)[0].train_loss == 2.0
+
+    store.put_job(rec.model_copy(update={"message": "moved"}))
+    assert json.loads(job_service.job_json(services, DEFAULT_PRINCIPAL, rec.job_id))["message"] == "moved"
+    assert parsed  # read again: its table changed
+
+
+def test_every_write_moves_its_own_tables_version_and_no_other(tmp_path):
+    store, _ = stores(tmp_path)
+    rec = job()
+    before = _versions(store)
+    assert set(before) >= {"jobs", "job_events", "job_metrics", "datasets", "exports", "api_keys", "audit_log"}
+    store.enqueue_job(rec)  # an insert
+    store.put_job(rec.model_copy(update={"message": "x"}))  # an update
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM jobs WHERE job_id = ?", (rec.job_id,))
+    after = _versions(store)
+    assert after["jobs"] >= before["jobs"] + 3
+    assert {k: v for k, v in after.items() if k != "jobs"} == {k: v for k, v in before.items() if k != "jobs"}
+    with pytest.raises(RuntimeError), store.engine.begin() as conn:  # a write rolled back moves nothing
+        conn.exec_driver_sql("DELETE FROM job_events")
+        raise RuntimeError("roll back")
+    assert _versions(store) == after
+    Store(store.url)  # migrating again keeps the versions
+    assert _versions(store) == after
+
+
+def test_a_database_without_table_versions_drops_every_read_at_each_commit(tmp_path, monkeypatch):
+    """A database its writer has not migrated yet: any commit may have changed anything."""
+    store, reader = stores(tmp_path)
+    rec = job()
+    store.enqueue_job(rec)
+    with store.engine.begin() as conn:
+        for (name,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").all():
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        conn.exec_driver_sql("DROP TABLE table_versions")
+    services = Services(registry=None, reader=reader)
+    job_service.job_json(services, DEFAULT_PRINCIPAL, rec.job_id)
+    parsed = []
+    real_parse = JobRecord.model_validate_json
+    monkeypatch.setattr(JobRecord, "model_validate_json", lambda raw: parsed.append(1) or real_parse(raw))
+    store.add_event(rec.job_id, rec.tenant, "epoch", {})
+    job_service.job_json(services, DEFAULT_PRINCIPAL, rec.job_id)
+    assert parsed == [1]
+
+
+def test_values_of_many_tables_go_when_any_of_them_changes(tmp_path):
+    store, _ = stores(tmp_path)
+    store.enqueue_job(job())
+    memo = ReadMemo(store.engine.url.database)
+    calls = []
+
+    def read(tag):
+        return lambda: calls.append(tag) or tag
+
+    assert memo.get("both", read("both"), ["jobs", "job_events"]) == "both"
+    assert memo.get("jobs", read("jobs"), ["jobs"]) == "jobs"
+    assert memo.get("any", read("any")) == "any"  # names no table: read from any
+    store.add_event("j", "default", "epoch", {})
+    for key in ("both", "jobs", "any"):
+        memo.get(key, read(key), {"both": ["jobs", "job_events"], "jobs": ["jobs"]}.get(key))
+    assert calls == ["both", "jobs", "any", "both", "any"]  # "jobs" survived the event
+    memo.close()
+
+
+def test_migrating_a_migrated_database_writes_nothing(tmp_path):
+    """The registry's Store migrates on start; on a read-only file (chattr +i, a read-only mount) that must
+    only read, so the registry still starts and answers (its writes then fail as 503)."""
+    from sienn_ray.store.tables import migrate
+
+    store, _ = stores(tmp_path)
+    store.enqueue_job(job())
+    store.engine.dispose()
+    read_only = sa.create_engine(f"sqlite:///file:{tmp_path / 'sienn.db'}?mode=ro&uri=true")
+    migrate(read_only)
+    with read_only.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM jobs").scalar() == 1

@@ -67,9 +67,9 @@ def test_serve_config_matches_serves_own_schema():
     ServeDeploySchema.model_validate(yaml.safe_load((ROOT / "serve_config.yaml").read_text()))
 
 
-def test_every_node_runs_the_event_loops_apply_ray_env_sets():
-    from sienn_ray.settings import EVENT_LOOP_ENV
+def test_every_node_runs_its_workers_as_apply_ray_env_sets():
+    from sienn_ray.settings import WORKER_ENV
 
     cfg = _config()
     starts = _ray_starts(cfg)
-    assert all(f"{name}={value}" in c for c in starts for name, value in EVENT_LOOP_ENV.items())
+    assert all(f"{name}={value}" in c for c in starts for name, value in WORKER_ENV.items())

@@ -19,6 +19,9 @@ from ..deps import MAX_OFFSET, PrincipalDep, ServicesDep, current_services, prin
 from ..openapi import errors
 
 router = APIRouter(tags=["fine-tuning"])
+# The status poll, every client's most frequent request, in a router of its own that the app includes
+# before all others (api/app.py).
+polled_router = APIRouter(tags=["fine-tuning"])
 
 
 @router.post("/api/start-finetuning", response_model=StartFinetuningResponse, responses=errors(400, 404, 503))
@@ -35,7 +38,7 @@ async def start_finetuning(req: StartFinetuningRequest, services: ServicesDep, p
 
 # The polled route takes its services and principal itself, not through Depends: FastAPI's dependency
 # solving was the largest cost left in a status poll in a Serve replica (bench/api_load.py, py-spy).
-@router.get("/api/training-status/{job_id}", response_model=JobRecord, responses=errors(404))
+@polled_router.get("/api/training-status/{job_id}", response_model=JobRecord, responses=errors(404))
 async def training_status(job_id: str, request: Request):
     """Status, phase, queue position, progress and metrics of one job."""
     return _rendered(jobs.job_json(current_services(), principal_of(request), job_id))
