@@ -51,6 +51,7 @@ log = logging.getLogger("sienn_ray.store")
 MAX_BYTES = 32 * 1024 * 1024
 VERIFY_S = 1.0  # how often the WAL-index header is checked against PRAGMA data_version
 HEADER = 48  # bytes of one copy of the WAL-index header; two copies follow each other
+ANY_TABLE = "*"  # what a value that names no tables is filed under: dropped at every change
 
 
 class ReadMemo:
@@ -66,9 +67,8 @@ class ReadMemo:
         self._version: object = None
         self._table_versions: dict[str, int] | None = None  # read when the version last moved
         self._bytes = 0
-        self._entries: OrderedDict[Hashable, tuple[object, int, frozenset[str] | None]] = OrderedDict()
-        self._by_table: dict[str, set[Hashable]] = {}  # the keys read from each table
-        self._all_tables: set[Hashable] = set()  # keys of values that name no tables: read from any
+        self._entries: OrderedDict[Hashable, tuple[object, int, frozenset[str]]] = OrderedDict()
+        self._by_table: dict[str, set[Hashable]] = {}  # the keys read from each table (or ANY_TABLE)
 
     @property
     def reads_wal_index(self) -> bool:
@@ -89,13 +89,11 @@ class ReadMemo:
             # Kept unless a newer version dropped the entries meanwhile, or it would crowd out all others.
             if version is not None and self._version == version and key not in self._entries \
                     and size <= self.max_bytes // 16:
-                names = frozenset(tables) if tables is not None else None
+                names = frozenset(tables if tables is not None else (ANY_TABLE,))
                 self._entries[key] = (value, size, names)
                 self._bytes += size
-                for name in names if names is not None else ():
+                for name in names:
                     self._by_table.setdefault(name, set()).add(key)
-                if names is None:
-                    self._all_tables.add(key)
                 while self._bytes > self.max_bytes:
                     self._remove(next(iter(self._entries)))
         return value
@@ -135,8 +133,8 @@ class ReadMemo:
             self._clear()
             return
         changed = [name for name, version in versions.items() if last.get(name) != version]
-        stale = set(self._all_tables) if changed else set()
-        for name in changed:
+        stale: set[Hashable] = set()
+        for name in (changed + [ANY_TABLE]) if changed else ():
             stale |= self._by_table.pop(name, set())
         for key in stale:
             self._remove(key)
@@ -147,9 +145,7 @@ class ReadMemo:
             return
         _, size, names = entry
         self._bytes -= size
-        if names is None:
-            self._all_tables.discard(key)
-        for name in names or ():
+        for name in names:
             keys = self._by_table.get(name)
             if keys is not None:
                 keys.discard(key)
@@ -157,7 +153,6 @@ class ReadMemo:
     def _clear(self) -> None:
         self._entries.clear()
         self._by_table.clear()
-        self._all_tables.clear()
         self._bytes = 0
 
     def _open(self) -> None:

@@ -11,7 +11,8 @@ import httpx
 
 
 def _files_with(folder: Path, marker: bytes) -> set[str]:
-    return {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file() and marker in path.read_bytes()}
+    return {str(path.relative_to(folder)) for path in folder.rglob("*")
+            if path.is_file() and marker in path.read_bytes()}
 
 
 def test_an_access_line_is_written_once_to_serves_replica_log(api_url, ray_logs_dir):

@@ -27,6 +27,14 @@ def statements(reader: ReadStore) -> list[str]:
     return sent
 
 
+def job_parses(monkeypatch) -> list[int]:
+    """A list that gets one item each time a job record is parsed from here on."""
+    parsed: list[int] = []
+    real_parse = JobRecord.model_validate_json
+    monkeypatch.setattr(JobRecord, "model_validate_json", lambda raw: parsed.append(1) or real_parse(raw))
+    return parsed
+
+
 def stores(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'sienn.db'}")
     return store, ReadStore(store.url, memo=True)
@@ -186,9 +194,7 @@ def test_the_status_answer_is_rendered_once_per_database_version(tmp_path, monke
     store.enqueue_job(first)
     store.enqueue_job(second)
     services = Services(registry=None, reader=reader)
-    parsed = []
-    real_parse = JobRecord.model_validate_json
-    monkeypatch.setattr(JobRecord, "model_validate_json", lambda raw: parsed.append(1) or real_parse(raw))
+    parsed = job_parses(monkeypatch)
 
     body = job_service.job_json(services, DEFAULT_PRINCIPAL, second.job_id)
     assert json.loads(body) == json.loads(job_service.get_job(services, DEFAULT_PRINCIPAL, second.job_id)
@@ -221,9 +227,7 @@ def test_a_commit_to_other_tables_keeps_the_rendered_status(tmp_path, monkeypatc
     store.enqueue_job(rec)
     services = Services(registry=None, reader=reader)
     body = job_service.job_json(services, DEFAULT_PRINCIPAL, rec.job_id)
-    parsed = []
-    real_parse = JobRecord.model_validate_json
-    monkeypatch.setattr(JobRecord, "model_validate_json", lambda raw: parsed.append(1) or real_parse(raw))
+    parsed = job_parses(monkeypatch)
     sent = statements(reader)
 
     store.add_event(rec.job_id, rec.tenant, "epoch", {"epoch": 1})
@@ -271,9 +275,7 @@ def test_a_database_without_table_versions_drops_every_read_at_each_commit(tmp_p
         conn.exec_driver_sql("DROP TABLE table_versions")
     services = Services(registry=None, reader=reader)
     job_service.job_json(services, DEFAULT_PRINCIPAL, rec.job_id)
-    parsed = []
-    real_parse = JobRecord.model_validate_json
-    monkeypatch.setattr(JobRecord, "model_validate_json", lambda raw: parsed.append(1) or real_parse(raw))
+    parsed = job_parses(monkeypatch)
     store.add_event(rec.job_id, rec.tenant, "epoch", {})
     job_service.job_json(services, DEFAULT_PRINCIPAL, rec.job_id)
     assert parsed == [1]
